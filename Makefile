@@ -1,0 +1,211 @@
+# diffaug - build, test, benchmark.
+#
+#   make                 library + CLI (build/diffaug); CUDA backend too when nvcc is found
+#   make test            Check suites (fast + model tags) with TAP output and a summary
+#   make test-slow       the slow-tagged suites (full-size models)
+#   make test-gpu        the GPU suite (only when a GPU is present)
+#   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
+#   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
+#   make bench           CPU kernel benchmarks beside OpenBLAS
+#   make demo            the augmentation pipeline on tiny random-weight models
+#   make deps            install missing Debian packages (root) or print the apt-get line
+#   make print-config    every detected piece of the build
+#
+# Options: PORTABLE=1 (generic x86-64, no -march=native), NO_CUDA=1, CUDA_ARCH="90" (list of
+# compute capabilities), SANITIZE=1, CC=...
+
+CC       ?= gcc
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_ARCH ?= 90
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(SANITIZE),1)
+  BUILD ?= build-san
+  OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=address,undefined
+else ifeq ($(PORTABLE),1)
+  BUILD ?= build-portable
+  OPT   := -O3 -g
+else
+  BUILD ?= build
+  OPT   := -O3 -g
+endif
+
+ifeq ($(PORTABLE),1)
+  ARCHFLAGS := -march=x86-64 -mtune=generic
+  SIMD_LEVEL := generic x86-64 (SSE2)
+else
+  ARCHFLAGS := -march=native
+  SIMD_LEVEL := $(shell $(CC) -march=native -dM -E - </dev/null 2>/dev/null | grep -q __AVX512F__ && echo AVX-512 || ($(CC) -march=native -dM -E - </dev/null 2>/dev/null | grep -q __AVX2__ && echo AVX2 || echo SSE))
+endif
+
+PNG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags libpng 2>/dev/null)
+PNG_LIBS    := $(shell $(PKG_CONFIG) --libs libpng 2>/dev/null || echo -lpng)
+JPEG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libjpeg 2>/dev/null)
+JPEG_LIBS   := $(shell $(PKG_CONFIG) --libs libjpeg 2>/dev/null || echo -ljpeg)
+CHECK_CFLAGS:= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -pthread)
+
+WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCHFLAGS) -fopenmp $(WARN) -Iengine -Ikernels/cpu -Ikernels/cuda \
+           $(PNG_CFLAGS) $(JPEG_CFLAGS)
+LDLIBS  := $(PNG_LIBS) $(JPEG_LIBS) -fopenmp -lm -lpthread $(LDSAN)
+
+# ---- CUDA detection -------------------------------------------------------------------------
+ifeq ($(NO_CUDA),1)
+  HAVE_CUDA := 0
+else ifneq ($(NVCC),)
+  HAVE_CUDA := 1
+else
+  HAVE_CUDA := 0
+endif
+ifeq ($(HAVE_CUDA),1)
+  CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  CUDA_GENCODE := $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
+                  -gencode arch=compute_$(lastword $(CUDA_ARCH)),code=compute_$(lastword $(CUDA_ARCH))
+  NVCCFLAGS  := -O3 -std=c++17 $(CUDA_GENCODE) -DDIFFAUG_CUDA_ARCHS="\"$(foreach a,$(CUDA_ARCH),sm_$(a)) compute_$(lastword $(CUDA_ARCH))\"" -Xcompiler -fPIC,-Wall -Iengine -Ikernels/cuda -lineinfo
+  CFLAGS     += -DDIFFAUG_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+  LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  CUDA_SRC   := $(wildcard kernels/cuda/*.cu)
+else
+  CUDA_SRC   :=
+endif
+HAVE_CUBLAS := $(shell test -e $(CUDA_HOME)/lib64/libcublas.so && echo yes || echo no)
+
+# ---- sources ------------------------------------------------------------------------------------
+# engine/*_cuda.c files talk to the CUDA runtime and are compiled only in a CUDA build.
+ENGINE_SRC  := $(filter-out %_cuda.c,$(wildcard engine/*.c engine/augment/*.c))
+ifeq ($(HAVE_CUDA),1)
+  ENGINE_SRC += $(wildcard engine/*_cuda.c)
+endif
+KERNEL_SRC  := $(wildcard kernels/cpu/*.c)
+TOOL_SRC    := $(wildcard tools/*.c)
+TEST_SRC    := $(wildcard tests/test_*.c)
+TESTLIB_SRC := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+BENCH_SRC   := $(wildcard bench/bench_*.c)
+
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(ENGINE_SRC) $(KERNEL_SRC)) \
+             $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
+TOOL_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOL_SRC))
+TESTLIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRC))
+TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+LIB  := $(BUILD)/libdiffaug.a
+CLI  := $(BUILD)/diffaug
+
+.PHONY: all deps deps-bench deps-fuzz test test-slow test-gpu test-build fuzz bench bench-build demo \
+        print-config clean cuda-check
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(CLI)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(CLI): $(TOOL_OBJ) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(TESTLIB_OBJ) $(LIB) $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ibench -o $@ $< $(LIB) $(LDLIBS) $(BENCH_LIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- dependencies ------------------------------------------------------------------------------
+deps:
+	@tools/deps.sh core
+
+deps-bench:
+	@tools/deps.sh bench
+
+deps-fuzz:
+	@tools/deps.sh fuzz
+
+# ---- tests -------------------------------------------------------------------------------------
+test-build: $(CLI) $(TEST_BIN)
+
+# CK_EXCLUDE_TAGS keeps the slow (full-size) and gpu suites out of the default run.
+test: deps
+	@$(MAKE) --no-print-directory test-build
+	@DIFFAUG=$(CLI) CK_EXCLUDE_TAGS="slow gpu" tests/run.sh $(BUILD)/tests
+
+test-slow: deps
+	@$(MAKE) --no-print-directory test-build
+	@DIFFAUG=$(CLI) CK_INCLUDE_TAGS="slow" tests/run.sh $(BUILD)/tests
+
+test-gpu: deps
+	@$(MAKE) --no-print-directory test-build
+	@DIFFAUG=$(CLI) CK_INCLUDE_TAGS="gpu" DIFFAUG_REQUIRE_GPU=1 tests/run.sh $(BUILD)/tests
+
+# ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := build-fuzz
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iengine
+fuzz: deps-fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	clang $(FUZZ_CFLAGS) -o $(FUZZ_DIR)/fuzz_safetensors tests/fuzz/fuzz_safetensors.c \
+	    engine/safetensors.c engine/json.c engine/util.c
+	cp -n tests/fuzz/corpus/* $(FUZZ_DIR)/corpus/ 2>/dev/null || true
+	$(FUZZ_DIR)/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/ -dict=tests/fuzz/safetensors.dict $(FUZZ_DIR)/corpus
+
+# ---- benchmarks --------------------------------------------------------------------------------
+BENCH_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+bench-build: $(BENCH_BIN)
+
+bench: deps deps-bench
+	@$(MAKE) --no-print-directory bench-build
+	@bench/run.sh $(BUILD)/bench
+
+# ---- demo --------------------------------------------------------------------------------------
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh $(CLI)
+
+# ---- CUDA compile check (CI) -------------------------------------------------------------------
+cuda-check:
+ifeq ($(HAVE_CUDA),1)
+	@$(MAKE) --no-print-directory $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) && echo "cuda: every .cu file compiled for sm_$(CUDA_ARCH)"
+else
+	@echo "cuda: nvcc not found (or NO_CUDA=1); CUDA compile check skipped"
+endif
+
+print-config:
+	@echo "diffaug build configuration"
+	@echo "  build dir     $(BUILD)"
+	@echo "  cc            $(CC) ($(shell $(CC) -dumpfullversion 2>/dev/null))"
+	@echo "  cflags        $(OPT) $(ARCHFLAGS)"
+	@echo "  simd          $(SIMD_LEVEL)"
+	@echo "  openmp        $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes || echo no)"
+	@echo "  libpng        $(shell $(PKG_CONFIG) --modversion libpng 2>/dev/null || echo missing)"
+	@echo "  libjpeg       $(shell $(PKG_CONFIG) --modversion libjpeg 2>/dev/null || echo missing)"
+	@echo "  check         $(shell $(PKG_CONFIG) --modversion check 2>/dev/null || echo missing)"
+	@echo "  openblas      $(shell $(PKG_CONFIG) --modversion openblas 2>/dev/null || echo 'missing (bench peer only)')"
+	@echo "  nvcc          $(if $(NVCC),$(NVCC) ($(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')),not found)"
+	@echo "  cuda backend  $(if $(filter 1,$(HAVE_CUDA)),yes (arch $(CUDA_ARCH): sm + compute PTX),no)"
+	@echo "  cublas        $(if $(filter 1,$(HAVE_CUDA)),$(HAVE_CUBLAS),n/a)"
+	@echo "  clang (fuzz)  $(shell command -v clang >/dev/null && clang -dumpversion || echo missing)"
+
+clean:
+	rm -rf build build-san build-portable build-fuzz

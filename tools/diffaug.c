@@ -1,0 +1,34 @@
+/* diffaug.c - the command-line tool: one binary, one subcommand per job. Each subcommand lives
+ * in tools/cmd_<name>.c and is listed in the table below. Only tools call exit(). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "diffaug.h"
+
+static const cli_command commands[] = {
+    {"devices", "list the compute backends and GPUs this build can use", cmd_devices},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "diffaug %s - generative data augmentation with Stable Diffusion, in C\n\n", DIFFAUG_VERSION);
+    fprintf(fp, "usage: diffaug <command> [options]   (diffaug <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("diffaug %s\n", DIFFAUG_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "diffaug: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
