@@ -7,7 +7,6 @@
 #   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
 #   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
 #   make bench           CPU kernel benchmarks beside OpenBLAS
-#   make demo            the augmentation pipeline on tiny random-weight models
 #   make deps            install missing Debian packages (root) or print the apt-get line
 #   make print-config    every detected piece of the build
 #
@@ -95,7 +94,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 LIB  := $(BUILD)/libdiffaug.a
 CLI  := $(BUILD)/diffaug
 
-.PHONY: all deps deps-bench deps-fuzz test test-slow test-gpu test-build fuzz bench bench-build demo \
+.PHONY: all deps deps-bench deps-fuzz test test-slow test-gpu test-build fuzz bench bench-build \
         print-config clean cuda-check
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -177,11 +176,6 @@ bench-build: $(BENCH_BIN)
 bench: deps deps-bench
 	@$(MAKE) --no-print-directory bench-build
 	@bench/run.sh $(BUILD)/bench
-
-# ---- demo --------------------------------------------------------------------------------------
-demo: deps
-	@$(MAKE) --no-print-directory all
-	@tools/demo.sh $(CLI)
 
 # ---- CUDA compile check (CI) -------------------------------------------------------------------
 cuda-check:
