@@ -284,8 +284,9 @@ static bool nfc(const u32vec *in, u32vec *out) {
     for (size_t i = 1; i < n; i++) {
         uint32_t c = b[i];
         int cc = ccc_of(c);
+        /* c combines with the last starter unless a character in between blocks it */
         uint32_t comp = (last < cc || last == 0) ? compose_pair(b[starter], c) : 0;
-        if (comp && (last < cc || last == 0)) {
+        if (comp) {
             b[starter] = comp;
             continue;
         }
