@@ -49,7 +49,7 @@ WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wvla
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCHFLAGS) -fopenmp $(WARN) -Iengine -Ikernels/cpu -Ikernels/cuda \
            $(PNG_CFLAGS) $(JPEG_CFLAGS)
-LDLIBS  := $(PNG_LIBS) $(JPEG_LIBS) -fopenmp -lm -lpthread $(LDSAN)
+LDLIBS  := $(PNG_LIBS) $(JPEG_LIBS) -lz -fopenmp -lm -lpthread $(LDSAN)
 
 # ---- CUDA detection -------------------------------------------------------------------------
 ifeq ($(NO_CUDA),1)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages diffaug needs, or print the exact apt-get line.
-#   deps.sh core   build + tests: C toolchain, libpng, libjpeg-turbo, Check, pkg-config
+#   deps.sh core   build + tests: C toolchain, libpng, libjpeg-turbo, zlib, Check, pkg-config
 #   deps.sh bench  benchmark peer: OpenBLAS
 #   deps.sh fuzz   clang (libFuzzer)
 set -eu
 case "${1:-core}" in
-  core)  pkgs="build-essential pkg-config libpng-dev libjpeg62-turbo-dev check libsubunit-dev" ;;
+  core)  pkgs="build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev check libsubunit-dev" ;;
   bench) pkgs="libopenblas-dev" ;;
   fuzz)  pkgs="clang" ;;
   *) echo "deps.sh: unknown set '$1' (core, bench, fuzz)" >&2; exit 2 ;;

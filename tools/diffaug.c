@@ -8,6 +8,7 @@
 
 static const cli_command commands[] = {
     {"devices", "list the compute backends and GPUs this build can use", cmd_devices},
+    {"tokenize", "CLIP token ids of prompts, as transformers' CLIPTokenizer gives them", cmd_tokenize},
 };
 
 static void usage(FILE *fp) {
