@@ -633,6 +633,28 @@ START_TEST(test_many_tensors) {
 }
 END_TEST
 
+/* The fuzzer's seed files (written by the Python library) must stay valid, or fuzzing starts blind. */
+START_TEST(test_fuzz_seeds_valid) {
+    const char *dir = "tests/fuzz/corpus";
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *ent;
+    int n = 0;
+    while ((ent = readdir(d))) {
+        if (ent->d_name[0] == '.') continue;
+        char *path = da_path_join(dir, ent->d_name);
+        da_st_file *f;
+        da_error e;
+        ck_assert_msg(da_st_open(path, &f, &e) == DA_OK, "%s", e.msg);
+        da_st_close(f);
+        free(path);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n, 3);
+}
+END_TEST
+
 static Suite *safetensors_suite(void) {
     Suite *s = suite_create("safetensors");
     TCase *tc = da_tcase("safetensors", "fast", 60);
@@ -643,6 +665,7 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(tc, test_valid_edges);
     tcase_add_test(tc, test_writer_errors);
     tcase_add_test(tc, test_many_tensors);
+    tcase_add_test(tc, test_fuzz_seeds_valid);
     suite_add_tcase(s, tc);
     return s;
 }
