@@ -161,7 +161,7 @@ test-gpu: deps
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
 FUZZ_SECONDS ?= 60
 FUZZ_DIR := build-fuzz
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iengine
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iengine -Ikernels/cpu
 fuzz: deps-fuzz
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
 	clang $(FUZZ_CFLAGS) -o $(FUZZ_DIR)/fuzz_safetensors tests/fuzz/fuzz_safetensors.c \

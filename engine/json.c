@@ -130,6 +130,16 @@ static size_t utf8_seq(const unsigned char *s, size_t avail) {
     return n;
 }
 
+bool da_json_utf8_valid(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (!k) return false;
+        i += k;
+    }
+    return true;
+}
+
 /* Parses a string literal starting at the opening quote; *out is malloc'd, NUL-terminated. */
 static da_status parse_string(jp *p, char **out, size_t *out_len) {
     size_t start = p->pos;

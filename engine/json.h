@@ -58,5 +58,8 @@ bool da_json_get_bool(const da_json *j, const char *key, bool *out);
 const char *da_json_get_str(const da_json *j, const char *key);
 /* Index of the first key that appears twice in an object, or -1. */
 long da_json_find_dup(const da_json *obj);
+/* Whether s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+ * above U+10FFFF), i.e. text the parser would accept inside a string. */
+bool da_json_utf8_valid(const char *s, size_t n);
 
 #endif /* DA_JSON_H */

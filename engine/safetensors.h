@@ -52,7 +52,7 @@ typedef struct da_st_tensor {
 
 typedef struct da_st_file {
     char *path;
-    void *map;          /* whole-file mapping (NULL for an empty data area) */
+    void *map;          /* whole-file mapping from da_st_open (NULL for da_st_parse: the caller's buffer) */
     size_t map_len;
     uint64_t header_len;
     size_t n_tensors;
@@ -60,6 +60,7 @@ typedef struct da_st_file {
     size_t n_meta;
     char **meta_keys;
     char **meta_values;
+    size_t *by_name;    /* tensor indices sorted by name, so da_st_find is a binary search */
 } da_st_file;
 
 /* Open and validate; on failure *out is NULL and err names the file, the tensor and the problem. */
