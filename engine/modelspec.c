@@ -314,7 +314,16 @@ static da_tensor_spec *add(bctx *b, const char *cname, const char *lname, int ra
 
 /* Join "prefix" "." "suffix" into buf (prefix may be empty). */
 static const char *pjoin(char *buf, size_t n, const char *prefix, const char *suffix) {
-    snprintf(buf, n, "%s%s%s", prefix, *prefix ? "." : "", suffix);
+    size_t a = strlen(prefix), b = strlen(suffix), k = 0;
+    if (a + b + 2 > n) { /* names here are < 120 bytes; keep the result a valid, visibly cut string */
+        a = a < n - 1 ? a : n - 1;
+        b = 0;
+    }
+    memmove(buf, prefix, a);
+    k = a;
+    if (a && b) buf[k++] = '.';
+    memcpy(buf + k, suffix, b);
+    buf[k + b] = 0;
     return buf;
 }
 
