@@ -208,10 +208,26 @@ static void ints_str(const int *v, int n, char *buf, size_t cap) {
     for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(buf + k, cap - k, "%s%d", i ? "/" : "", v[i]);
 }
 
-void da_config_describe(const da_model_config *c, char *buf, size_t n) {
-    char a[64], b[64];
+void da_config_describe_part(const da_model_config *c, da_component comp, char *buf, size_t n) {
+    char a[64];
     const da_clip_text_config *t = &c->text;
-    if (c->family == DA_FAMILY_CLIP) {
+    switch (comp) {
+    case DA_COMP_UNET:
+        ints_str(c->unet.block_out_channels, c->unet.n_levels, a, sizeof a);
+        snprintf(buf, n, "unet in=%d out=%d channels %s x%d layers, %d heads, cross-attention %d, %d groups",
+                 c->unet.in_channels, c->unet.out_channels, a, c->unet.layers_per_block, c->unet.attention_heads,
+                 c->unet.cross_attention_dim, c->unet.norm_num_groups);
+        return;
+    case DA_COMP_VAE:
+        ints_str(c->vae.block_out_channels, c->vae.n_levels, a, sizeof a);
+        snprintf(buf, n, "vae %s x%d layers, latent %d, scale %g", a, c->vae.layers_per_block, c->vae.latent_channels,
+                 (double)c->vae.scaling_factor);
+        return;
+    case DA_COMP_TEXT_ENCODER:
+        snprintf(buf, n, "text width %d x %d layers %d heads mlp %d vocab %d ctx %d %s", t->hidden_size, t->num_layers,
+                 t->num_heads, t->intermediate_size, t->vocab_size, t->max_positions, t->hidden_act);
+        return;
+    case DA_COMP_CLIP: {
         const da_clip_vision_config *v = &c->vision;
         snprintf(buf, n,
                  "CLIP: vision %dpx patch %d width %d x %d layers %d heads mlp %d; text width %d x %d layers %d heads "
@@ -221,15 +237,20 @@ void da_config_describe(const da_model_config *c, char *buf, size_t n) {
                  c->projection_dim);
         return;
     }
-    ints_str(c->unet.block_out_channels, c->unet.n_levels, a, sizeof a);
-    ints_str(c->vae.block_out_channels, c->vae.n_levels, b, sizeof b);
-    snprintf(buf, n,
-             "%s: unet in=%d out=%d channels %s x%d layers, %d heads, cross-attention %d, %d groups; vae %s latent %d "
-             "scale %g; text width %d x %d layers %d heads mlp %d vocab %d ctx %d",
-             da_family_name(c->family), c->unet.in_channels, c->unet.out_channels, a, c->unet.layers_per_block,
-             c->unet.attention_heads, c->unet.cross_attention_dim, c->unet.norm_num_groups, b, c->vae.latent_channels,
-             (double)c->vae.scaling_factor, t->hidden_size, t->num_layers, t->num_heads, t->intermediate_size,
-             t->vocab_size, t->max_positions);
+    default: snprintf(buf, n, "-");
+    }
+}
+
+void da_config_describe(const da_model_config *c, char *buf, size_t n) {
+    if (c->family == DA_FAMILY_CLIP) {
+        da_config_describe_part(c, DA_COMP_CLIP, buf, n);
+        return;
+    }
+    char u[256], v[128], t[160];
+    da_config_describe_part(c, DA_COMP_UNET, u, sizeof u);
+    da_config_describe_part(c, DA_COMP_VAE, v, sizeof v);
+    da_config_describe_part(c, DA_COMP_TEXT_ENCODER, t, sizeof t);
+    snprintf(buf, n, "%s: %s; %s; %s", da_family_name(c->family), u, v, t);
 }
 
 /* ---- the spec ------------------------------------------------------------------------------- */

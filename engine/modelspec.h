@@ -114,6 +114,8 @@ typedef enum da_component {
     DA_COMP_COUNT
 } da_component;
 const char *da_component_name(da_component c); /* "unet", "vae", "text_encoder", "clip", "extra" */
+/* One component's part of the configuration, into buf. */
+void da_config_describe_part(const da_model_config *cfg, da_component c, char *buf, size_t n);
 
 typedef enum da_layout {
     DA_LAYOUT_DIFFUSERS, /* diffusers / transformers folders (canonical naming) */
