@@ -109,10 +109,16 @@ static da_status fill_tensor(void *vctx, void *dst, size_t nbytes, da_error *err
     if (nbytes != numel * es)
         return da_err_set(err, DA_ERR_SHAPE, "%s: writer asked for %zu bytes, tensor has %llu", c->t->name, nbytes,
                           (unsigned long long)(numel * es));
+    if (c->dtype != DA_F32 && c->dtype != DA_F16 && c->dtype != DA_BF16 && c->dtype != DA_I64 && c->dtype != DA_I32)
+        return da_err_set(err, DA_ERR_DTYPE, "%s: cannot write dtype %s", c->t->name, da_dtype_name(c->dtype));
+    /* chunks are independent (counter-based draws), so threads split them; same bytes either way */
     enum { CHUNK = 16384 };
-    float buf[CHUNK];
+    const int64_t n_chunks = (int64_t)((numel + CHUNK - 1) / CHUNK);
     unsigned char *d = dst;
-    for (uint64_t first = 0; first < numel; first += CHUNK) {
+#pragma omp parallel for schedule(dynamic, 4) if (n_chunks > 8)
+    for (int64_t ci = 0; ci < n_chunks; ci++) {
+        float buf[CHUNK];
+        uint64_t first = (uint64_t)ci * CHUNK;
         size_t n = numel - first < CHUNK ? (size_t)(numel - first) : CHUNK;
         da_mkmodel_values(c->cfg, c->t, c->seed, c->jitter, first, n, buf);
         for (size_t i = 0; i < n; i++) {
@@ -134,12 +140,11 @@ static da_status fill_tensor(void *vctx, void *dst, size_t nbytes, da_error *err
                 memcpy(p, &v, 8);
                 break;
             }
-            case DA_I32: {
+            default: {
                 int32_t v = (int32_t)buf[i];
                 memcpy(p, &v, 4);
                 break;
             }
-            default: return da_err_set(err, DA_ERR_DTYPE, "%s: cannot write dtype %s", c->t->name, da_dtype_name(c->dtype));
             }
         }
     }

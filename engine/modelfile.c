@@ -55,9 +55,10 @@ bool da_model_has(const da_model_file *m, da_component c) {
 static const da_st_tensor *find_key(const da_model_file *m, da_component c, const char *key) {
     const da_model_part *p = da_model_part_of(m, c);
     if (!p) return NULL;
-    size_t lp = strlen(m->ldm_prefix);
-    if (lp && m->layout == DA_LAYOUT_SINGLE) {
-        if (strncmp(key, m->ldm_prefix, lp)) return NULL;
+    const char *pre = m->layout == DA_LAYOUT_SINGLE ? m->ldm_prefix : p->strip;
+    size_t lp = pre ? strlen(pre) : 0;
+    if (lp) {
+        if (strncmp(key, pre, lp)) return NULL;
         key += lp;
     }
     return da_st_find(p->st, key);
@@ -378,15 +379,27 @@ static void vision_from_json(const da_json *j, da_clip_vision_config *v) {
     v->projection_dim = jint(j, "projection_dim", 512);
 }
 
+/* transformers >= 5 saves CLIPTextModel without the "text_model." prefix older versions (and the
+ * released SD 1.x folders) use; both name the same tensors. */
+static void text_prefix_rule(da_model_part *p) {
+    if ((p->comp == DA_COMP_TEXT_ENCODER || p->comp == DA_COMP_CLIP) &&
+        !da_st_find(p->st, "text_model.embeddings.token_embedding.weight") &&
+        da_st_find(p->st, "embeddings.token_embedding.weight") && !any_prefix(p->st, "vision_model."))
+        p->strip = "text_model.";
+}
+
 /* ---- opening parts --------------------------------------------------------------------------- */
 
 static da_status add_part(da_model_file *m, da_component c, const char *path, da_error *err) {
     da_model_part *p = &m->parts[m->n_parts];
     p->comp = c;
+    p->strip = "";
     p->path = strdup(path);
     if (!p->path) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
     m->n_parts++;
-    return da_st_open(path, &p->st, err);
+    da_status st = da_st_open(path, &p->st, err);
+    if (!st) text_prefix_rule(p);
+    return st;
 }
 
 /* Weights of a component folder: the safetensors file diffusers / transformers write. */
@@ -564,7 +577,8 @@ static da_status classify_file(da_model_file *m, da_error *err) {
     } else if (da_st_find(f, "conv_in.weight") && da_st_find(f, "time_embedding.linear_1.weight")) {
         m->layout = DA_LAYOUT_DIFFUSERS;
         m->component = DA_COMP_UNET;
-    } else if (da_st_find(f, "text_model.embeddings.token_embedding.weight")) {
+    } else if (da_st_find(f, "text_model.embeddings.token_embedding.weight") ||
+               da_st_find(f, "embeddings.token_embedding.weight")) {
         if (any_prefix(f, "vision_model."))
             return da_err_set(err, DA_ERR_NOT_FOUND, "%s: CLIP weights need their folder with config.json", m->path);
         m->layout = DA_LAYOUT_DIFFUSERS;
@@ -577,6 +591,7 @@ static da_status classify_file(da_model_file *m, da_error *err) {
                           f->n_tensors ? f->tensors[0].name : "(none)");
     }
     m->parts[0].comp = m->layout == DA_LAYOUT_SINGLE ? DA_COMP_COUNT : m->component;
+    text_prefix_rule(&m->parts[0]);
     return DA_OK;
 }
 
@@ -599,7 +614,9 @@ static da_status verify(da_model_file *m, da_error *err) {
                 e = da_spec_map_key(s, DA_LAYOUT_SINGLE, DA_COMP_COUNT, key);
                 if (e && !da_model_has(m, e->comp == DA_COMP_EXTRA ? DA_COMP_UNET : e->comp)) e = NULL;
             } else {
-                e = da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, m->parts[p].comp, t->name);
+                char key[600];
+                snprintf(key, sizeof key, "%s%s", m->parts[p].strip, t->name);
+                e = da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, m->parts[p].comp, key);
             }
             if (!e) {
                 if (da_model_key_ignorable(t->name)) {
@@ -707,6 +724,7 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
         free(cj);
     } else if (da_is_file(path)) {
         m->n_parts = 1;
+        m->parts[0].strip = "";
         m->parts[0].path = strdup(path);
         if (!m->parts[0].path) st = da_err_set(err, DA_ERR_NOMEM, "out of memory");
         else st = da_st_open(path, &m->parts[0].st, err);

@@ -37,6 +37,8 @@ typedef struct da_model_part {
     da_component comp;  /* what the file holds (DA_COMP_COUNT: several, i.e. a single file) */
     char *path;
     da_st_file *st;
+    const char *strip;  /* canonical prefix the file's keys lack: "text_model." for CLIPTextModel files
+                           saved by transformers >= 5, else "" */
 } da_model_part;
 
 typedef struct da_model_file {

@@ -500,6 +500,18 @@ START_TEST(test_components_and_broken_models) {
     check_complete(m, DA_F16);
     da_model_close(m);
 
+    /* CLIPTextModel as transformers >= 5 saves it: no "text_model." prefix */
+    snprintf(path, sizeof path, "%s/text_encoder/model.safetensors", pd);
+    snprintf(path2, sizeof path2, "%s/te5.safetensors", dir);
+    rewrite(path, path2, NULL, "text_model.", NULL);
+    ck_assert_msg(da_model_open(path2, &m, &e) == DA_OK, "%s", e.msg);
+    ck_assert_int_eq(m->component, DA_COMP_TEXT_ENCODER);
+    ck_assert(same_config(&m->cfg, &want, DA_COMP_TEXT_ENCODER));
+    check_complete(m, DA_F16);
+    const da_st_tensor *tt = da_model_tensor(m, da_spec_find(m->spec, DA_COMP_TEXT_ENCODER, "text_model.final_layer_norm.bias"));
+    ck_assert(tt && !strcmp(tt->name, "final_layer_norm.bias"));
+    da_model_close(m);
+
     /* single file: a missing tensor, an unexpected one, tolerated EMA keys */
     snprintf(path, sizeof path, "%s/missing.safetensors", dir);
     rewrite(ps, path, "model.diffusion_model.middle_block.1.proj_out.weight", NULL, NULL);
