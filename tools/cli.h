@@ -14,6 +14,8 @@ typedef struct cli_command {
 } cli_command;
 
 int cmd_devices(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 the job failed (bad input, I/O), 2 bad command line. */

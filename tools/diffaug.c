@@ -8,6 +8,8 @@
 
 static const cli_command commands[] = {
     {"devices", "list the compute backends and GPUs this build can use", cmd_devices},
+    {"inspect", "recognise a model file or folder: kind, configuration, every tensor", cmd_inspect},
+    {"mkmodel", "write a random-weight model in a real file layout (tests, benchmarks)", cmd_mkmodel},
     {"tokenize", "CLIP token ids of prompts, as transformers' CLIPTokenizer gives them", cmd_tokenize},
 };
 

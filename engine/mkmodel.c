@@ -1,0 +1,451 @@
+/* mkmodel.c - random-weight models in real file layouts (see mkmodel.h).
+ *
+ * Mirrors: the file sets of runwayml/stable-diffusion-v1-5 and timbrooks/instruct-pix2pix
+ * (v1-5-pruned-emaonly.safetensors; model_index.json, unet/ vae/ text_encoder/ tokenizer/ scheduler/)
+ * and openai/clip-vit-base-patch32 / clip-vit-large-patch14 (config.json + model.safetensors).
+ * Config files carry the keys diffusers' / transformers' from_pretrained read; the values of the
+ * released configs where they matter (scheduler betas, token ids, scaling factor).
+ */
+#include "mkmodel.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+#include "util.h"
+
+void da_mkmodel_params_init(da_mkmodel_params *p) {
+    memset(p, 0, sizeof *p);
+    p->layout = DA_LAYOUT_DIFFUSERS;
+    p->dtype = DA_F32;
+}
+
+uint16_t da_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xff, man = x & 0x7fffffu;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0)); /* inf / nan */
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        int shift = 14 - e; /* 24-bit mantissa down to (10 + e) bits */
+        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++; /* may carry into the exponent: correct */
+    return (uint16_t)(sign | half);
+}
+
+uint16_t da_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    x += 0x7fffu + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+static uint64_t tensor_stream(const da_tensor_spec *t) {
+    char key[512];
+    snprintf(key, sizeof key, "%s:%s", da_component_name(t->comp), t->name);
+    return da_rng_stream_of(key);
+}
+
+void da_mkmodel_values(const da_model_config *cfg, const da_tensor_spec *t, uint64_t seed, float jitter,
+                       uint64_t first, size_t n, float *out) {
+    uint64_t stream = tensor_stream(t);
+    switch (t->init) {
+    case DA_INIT_UNIFORM:
+        da_rng_uniform(seed, stream, first, n, (float)-t->init_a, (float)t->init_a, out);
+        return;
+    case DA_INIT_NORMAL:
+        da_rng_normal(seed, stream, first, n, 0.0f, (float)t->init_a, out);
+        return;
+    case DA_INIT_ONES:
+    case DA_INIT_ZEROS: {
+        float base = t->init == DA_INIT_ONES ? 1.0f : 0.0f;
+        if (jitter > 0 && (t->is_norm || t->is_bias)) da_rng_uniform(seed, stream, first, n, base - jitter, base + jitter, out);
+        else
+            for (size_t i = 0; i < n; i++) out[i] = base;
+        return;
+    }
+    case DA_INIT_CONST:
+        for (size_t i = 0; i < n; i++) out[i] = (float)t->init_a;
+        return;
+    case DA_INIT_ARANGE:
+        for (size_t i = 0; i < n; i++) out[i] = (float)(first + i);
+        return;
+    case DA_INIT_SCHEDULE: {
+        int T = cfg->num_train_timesteps;
+        double *buf = malloc((size_t)T * sizeof *buf);
+        if (buf && da_schedule_buffer(cfg, t->name, buf))
+            for (size_t i = 0; i < n; i++) out[i] = first + i < (uint64_t)T ? (float)buf[first + i] : 0.0f;
+        else
+            for (size_t i = 0; i < n; i++) out[i] = NAN;
+        free(buf);
+        return;
+    }
+    }
+}
+
+/* ---- lazy tensor fill --------------------------------------------------------------------------- */
+
+typedef struct fill_ctx {
+    const da_model_config *cfg;
+    const da_tensor_spec *t;
+    uint64_t seed;
+    float jitter;
+    da_dtype dtype;
+} fill_ctx;
+
+static da_status fill_tensor(void *vctx, void *dst, size_t nbytes, da_error *err) {
+    const fill_ctx *c = vctx;
+    size_t es = da_dtype_size(c->dtype);
+    uint64_t numel = da_spec_numel(c->t);
+    if (nbytes != numel * es)
+        return da_err_set(err, DA_ERR_SHAPE, "%s: writer asked for %zu bytes, tensor has %llu", c->t->name, nbytes,
+                          (unsigned long long)(numel * es));
+    if (c->dtype != DA_F32 && c->dtype != DA_F16 && c->dtype != DA_BF16 && c->dtype != DA_I64 && c->dtype != DA_I32)
+        return da_err_set(err, DA_ERR_DTYPE, "%s: cannot write dtype %s", c->t->name, da_dtype_name(c->dtype));
+    /* chunks are independent (counter-based draws), so threads split them; same bytes either way */
+    enum { CHUNK = 16384 };
+    const int64_t n_chunks = (int64_t)((numel + CHUNK - 1) / CHUNK);
+    unsigned char *d = dst;
+#pragma omp parallel for schedule(dynamic, 4) if (n_chunks > 8)
+    for (int64_t ci = 0; ci < n_chunks; ci++) {
+        float buf[CHUNK];
+        uint64_t first = (uint64_t)ci * CHUNK;
+        size_t n = numel - first < CHUNK ? (size_t)(numel - first) : CHUNK;
+        da_mkmodel_values(c->cfg, c->t, c->seed, c->jitter, first, n, buf);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char *p = d + (first + i) * es;
+            switch (c->dtype) {
+            case DA_F32: memcpy(p, &buf[i], 4); break;
+            case DA_F16: {
+                uint16_t h = da_f32_to_f16(buf[i]);
+                memcpy(p, &h, 2);
+                break;
+            }
+            case DA_BF16: {
+                uint16_t h = da_f32_to_bf16(buf[i]);
+                memcpy(p, &h, 2);
+                break;
+            }
+            case DA_I64: {
+                int64_t v = (int64_t)buf[i];
+                memcpy(p, &v, 8);
+                break;
+            }
+            default: {
+                int32_t v = (int32_t)buf[i];
+                memcpy(p, &v, 4);
+                break;
+            }
+            }
+        }
+    }
+    return DA_OK;
+}
+
+/* Write the tensors of `comp` (DA_COMP_COUNT: every tensor with a single-file form) into one file. */
+static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, da_layout layout, da_component comp,
+                               const char *path, da_error *err) {
+    size_t n = da_spec_count(spec), k = 0;
+    fill_ctx *ctx = calloc(n ? n : 1, sizeof *ctx);
+    da_st_writer *w = da_st_writer_new();
+    if (!ctx || !w) {
+        free(ctx);
+        da_st_writer_free(w);
+        return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory", path);
+    }
+    da_status st = DA_OK;
+    if (layout == DA_LAYOUT_DIFFUSERS) st = da_st_writer_meta(w, "format", "pt", err);
+    for (size_t i = 0; i < n && !st; i++) {
+        const da_tensor_spec *t = da_spec_at(spec, i);
+        if (layout == DA_LAYOUT_SINGLE ? !t->ldm_name : (t->comp != comp || t->single_only)) continue;
+        int rank;
+        const int64_t *shape;
+        da_spec_shape(t, layout, &rank, &shape);
+        fill_ctx *c = &ctx[k++];
+        c->cfg = da_spec_config(spec);
+        c->t = t;
+        c->seed = p->seed;
+        c->jitter = p->jitter;
+        c->dtype = t->fixed_dtype != DA_DTYPE_COUNT ? t->fixed_dtype : p->dtype;
+        st = da_st_writer_add_lazy(w, da_spec_key(t, layout), c->dtype, rank, shape, fill_tensor, c, err);
+    }
+    if (!st) st = da_st_writer_write(w, path, err);
+    da_st_writer_free(w);
+    free(ctx);
+    return st;
+}
+
+/* ---- config files --------------------------------------------------------------------------- */
+
+static const char *torch_dtype_name(da_dtype t) {
+    return t == DA_F16 ? "float16" : t == DA_BF16 ? "bfloat16" : "float32";
+}
+
+static void json_ints(da_buf *b, const int *v, int n) {
+    da_buf_printf(b, "[");
+    for (int i = 0; i < n; i++) da_buf_printf(b, "%s%d", i ? ", " : "", v[i]);
+    da_buf_printf(b, "]");
+}
+
+static void json_strs(da_buf *b, const char *const *v, int n) {
+    da_buf_printf(b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) da_buf_printf(b, ", ");
+        da_buf_json_string(b, v[i]);
+    }
+    da_buf_printf(b, "]");
+}
+
+static da_status write_buf(da_buf *b, const char *dir, const char *name, da_error *err) {
+    if (b->failed) {
+        da_buf_free(b);
+        return da_err_set(err, DA_ERR_NOMEM, "out of memory writing %s", name);
+    }
+    char *path = da_path_join(dir, name);
+    if (!path) {
+        da_buf_free(b);
+        return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    }
+    da_status st = da_write_file_atomic(path, b->data ? b->data : "", b->len, err);
+    free(path);
+    da_buf_free(b);
+    return st;
+}
+
+static da_status unet_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    const da_unet_config *u = &cfg->unet;
+    const char *down[DA_MAX_LEVELS], *up[DA_MAX_LEVELS];
+    for (int i = 0; i < u->n_levels; i++) {
+        down[i] = u->level_has_attn[i] ? "CrossAttnDownBlock2D" : "DownBlock2D";
+        up[i] = u->level_has_attn[u->n_levels - 1 - i] ? "CrossAttnUpBlock2D" : "UpBlock2D";
+    }
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"_diffusers_version\": \"0.6.0\",\n");
+    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n  \"attention_head_dim\": %d,\n  \"block_out_channels\": ", u->attention_heads);
+    json_ints(&b, u->block_out_channels, u->n_levels);
+    da_buf_printf(&b, ",\n  \"center_input_sample\": false,\n  \"cross_attention_dim\": %d,\n  \"down_block_types\": ",
+                  u->cross_attention_dim);
+    json_strs(&b, down, u->n_levels);
+    da_buf_printf(&b, ",\n  \"downsample_padding\": 1,\n  \"flip_sin_to_cos\": true,\n  \"freq_shift\": 0,\n");
+    da_buf_printf(&b, "  \"in_channels\": %d,\n  \"layers_per_block\": %d,\n  \"mid_block_scale_factor\": 1,\n",
+                  u->in_channels, u->layers_per_block);
+    da_buf_printf(&b, "  \"norm_eps\": %.7g,\n  \"norm_num_groups\": %d,\n  \"out_channels\": %d,\n  \"sample_size\": %d,\n",
+                  (double)u->norm_eps, u->norm_num_groups, u->out_channels, u->sample_size);
+    da_buf_printf(&b, "  \"transformer_layers_per_block\": %d,\n  \"use_linear_projection\": false,\n  \"up_block_types\": ",
+                  u->transformer_layers);
+    json_strs(&b, up, u->n_levels);
+    da_buf_printf(&b, "\n}\n");
+    return write_buf(&b, dir, "config.json", err);
+}
+
+static da_status vae_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    const da_vae_config *v = &cfg->vae;
+    const char *down[DA_MAX_LEVELS], *up[DA_MAX_LEVELS];
+    for (int i = 0; i < v->n_levels; i++) {
+        down[i] = "DownEncoderBlock2D";
+        up[i] = "UpDecoderBlock2D";
+    }
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"AutoencoderKL\",\n  \"_diffusers_version\": \"0.6.0\",\n");
+    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n  \"block_out_channels\": ");
+    json_ints(&b, v->block_out_channels, v->n_levels);
+    da_buf_printf(&b, ",\n  \"down_block_types\": ");
+    json_strs(&b, down, v->n_levels);
+    da_buf_printf(&b, ",\n  \"in_channels\": %d,\n  \"latent_channels\": %d,\n  \"layers_per_block\": %d,\n",
+                  v->in_channels, v->latent_channels, v->layers_per_block);
+    da_buf_printf(&b, "  \"norm_num_groups\": %d,\n  \"out_channels\": %d,\n  \"sample_size\": %d,\n", v->norm_num_groups,
+                  v->out_channels, v->sample_size);
+    da_buf_printf(&b, "  \"scaling_factor\": %.7g,\n  \"up_block_types\": ", (double)v->scaling_factor);
+    json_strs(&b, up, v->n_levels);
+    da_buf_printf(&b, "\n}\n");
+    return write_buf(&b, dir, "config.json", err);
+}
+
+/* The body of a transformers CLIPTextConfig (indent = leading spaces). */
+static void text_config_body(da_buf *b, const da_clip_text_config *t, const char *ind) {
+    da_buf_printf(b, "%s\"attention_dropout\": 0.0,\n%s\"bos_token_id\": %d,\n%s\"dropout\": 0.0,\n", ind, ind,
+                  t->bos_token_id, ind);
+    da_buf_printf(b, "%s\"eos_token_id\": %d,\n%s\"hidden_act\": \"%s\",\n%s\"hidden_size\": %d,\n", ind, t->eos_token_id,
+                  ind, t->hidden_act, ind, t->hidden_size);
+    da_buf_printf(b, "%s\"initializer_factor\": 1.0,\n%s\"initializer_range\": 0.02,\n%s\"intermediate_size\": %d,\n",
+                  ind, ind, ind, t->intermediate_size);
+    da_buf_printf(b, "%s\"layer_norm_eps\": %.7g,\n%s\"max_position_embeddings\": %d,\n%s\"model_type\": \"clip_text_model\",\n",
+                  ind, (double)t->layer_norm_eps, ind, t->max_positions, ind);
+    da_buf_printf(b, "%s\"num_attention_heads\": %d,\n%s\"num_hidden_layers\": %d,\n%s\"pad_token_id\": %d,\n", ind,
+                  t->num_heads, ind, t->num_layers, ind, t->pad_token_id);
+    da_buf_printf(b, "%s\"projection_dim\": %d,\n%s\"vocab_size\": %d", ind, t->projection_dim, ind, t->vocab_size);
+}
+
+static da_status text_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"architectures\": [\"CLIPTextModel\"],\n");
+    text_config_body(&b, &cfg->text, "  ");
+    da_buf_printf(&b, ",\n  \"torch_dtype\": \"%s\"\n}\n", torch_dtype_name(dt));
+    return write_buf(&b, dir, "config.json", err);
+}
+
+static da_status clip_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    const da_clip_vision_config *v = &cfg->vision;
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"architectures\": [\"CLIPModel\"],\n  \"initializer_factor\": 1.0,\n");
+    da_buf_printf(&b, "  \"logit_scale_init_value\": %.7g,\n  \"model_type\": \"clip\",\n  \"projection_dim\": %d,\n",
+                  (double)cfg->logit_scale_init, cfg->projection_dim);
+    da_buf_printf(&b, "  \"text_config\": {\n");
+    text_config_body(&b, &cfg->text, "    ");
+    da_buf_printf(&b, "\n  },\n  \"torch_dtype\": \"%s\",\n  \"vision_config\": {\n", torch_dtype_name(dt));
+    da_buf_printf(&b, "    \"attention_dropout\": 0.0,\n    \"dropout\": 0.0,\n    \"hidden_act\": \"%s\",\n", v->hidden_act);
+    da_buf_printf(&b, "    \"hidden_size\": %d,\n    \"image_size\": %d,\n    \"initializer_factor\": 1.0,\n", v->hidden_size,
+                  v->image_size);
+    da_buf_printf(&b, "    \"initializer_range\": 0.02,\n    \"intermediate_size\": %d,\n    \"layer_norm_eps\": %.7g,\n",
+                  v->intermediate_size, (double)v->layer_norm_eps);
+    da_buf_printf(&b, "    \"model_type\": \"clip_vision_model\",\n    \"num_attention_heads\": %d,\n", v->num_heads);
+    da_buf_printf(&b, "    \"num_channels\": %d,\n    \"num_hidden_layers\": %d,\n    \"patch_size\": %d,\n", v->num_channels,
+                  v->num_layers, v->patch_size);
+    da_buf_printf(&b, "    \"projection_dim\": %d\n  }\n}\n", v->projection_dim);
+    return write_buf(&b, dir, "config.json", err);
+}
+
+static da_status clip_preprocessor_json(const da_model_config *cfg, const char *dir, da_error *err) {
+    da_buf b = {0};
+    int s = cfg->vision.image_size;
+    da_buf_printf(&b, "{\n  \"crop_size\": %d,\n  \"do_center_crop\": true,\n  \"do_normalize\": true,\n", s);
+    da_buf_printf(&b, "  \"do_resize\": true,\n  \"feature_extractor_type\": \"CLIPFeatureExtractor\",\n");
+    da_buf_printf(&b, "  \"image_mean\": [0.48145466, 0.4578275, 0.40821073],\n");
+    da_buf_printf(&b, "  \"image_std\": [0.26862954, 0.26130258, 0.27577711],\n");
+    da_buf_printf(&b, "  \"resample\": 3,\n  \"size\": %d\n}\n", s);
+    return write_buf(&b, dir, "preprocessor_config.json", err);
+}
+
+static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_error *err) {
+    da_buf b = {0};
+    if (cfg->family == DA_FAMILY_IP2P) {
+        da_buf_printf(&b, "{\n  \"_class_name\": \"EulerAncestralDiscreteScheduler\",\n  \"_diffusers_version\": \"0.15.0\",\n");
+    } else {
+        da_buf_printf(&b, "{\n  \"_class_name\": \"PNDMScheduler\",\n  \"_diffusers_version\": \"0.6.0\",\n");
+        da_buf_printf(&b, "  \"clip_sample\": false,\n  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n");
+    }
+    da_buf_printf(&b, "  \"beta_end\": %.7g,\n  \"beta_schedule\": \"scaled_linear\",\n  \"beta_start\": %.7g,\n",
+                  cfg->beta_end, cfg->beta_start);
+    da_buf_printf(&b, "  \"num_train_timesteps\": %d,\n  \"prediction_type\": \"epsilon\",\n", cfg->num_train_timesteps);
+    da_buf_printf(&b, "  \"steps_offset\": 1,\n  \"trained_betas\": null\n}\n");
+    return write_buf(&b, dir, "scheduler_config.json", err);
+}
+
+static da_status model_index_json(const da_model_config *cfg, bool tokenizer, const char *dir, da_error *err) {
+    da_buf b = {0};
+    bool ip2p = cfg->family == DA_FAMILY_IP2P;
+    da_buf_printf(&b, "{\n  \"_class_name\": \"%s\",\n  \"_diffusers_version\": \"0.6.0\",\n",
+                  ip2p ? "StableDiffusionInstructPix2PixPipeline" : "StableDiffusionPipeline");
+    da_buf_printf(&b, "  \"feature_extractor\": [null, null],\n  \"requires_safety_checker\": false,\n");
+    da_buf_printf(&b, "  \"safety_checker\": [null, null],\n  \"scheduler\": [\"diffusers\", \"%s\"],\n",
+                  ip2p ? "EulerAncestralDiscreteScheduler" : "PNDMScheduler");
+    da_buf_printf(&b, "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n");
+    if (tokenizer) da_buf_printf(&b, "  \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"],\n");
+    else da_buf_printf(&b, "  \"tokenizer\": [null, null],\n");
+    da_buf_printf(&b, "  \"unet\": [\"diffusers\", \"UNet2DConditionModel\"],\n  \"vae\": [\"diffusers\", \"AutoencoderKL\"]\n}\n");
+    return write_buf(&b, dir, "model_index.json", err);
+}
+
+/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs. */
+static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max_len, da_error *err) {
+    da_status st = da_mkdirs(dir, err);
+    if (st) return st;
+    static const char *const files[2] = {"vocab.json", "merges.txt"};
+    for (int i = 0; i < 2; i++) {
+        char *src = da_path_join(vocab_dir, files[i]), *dst = da_path_join(dir, files[i]);
+        char *data = NULL;
+        size_t len = 0;
+        st = src && dst ? da_read_file(src, &data, &len, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+        if (!st) st = da_write_file_atomic(dst, data, len, err);
+        free(data);
+        free(src);
+        free(dst);
+        if (st) return st;
+    }
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"add_prefix_space\": false,\n  \"bos_token\": \"<|startoftext|>\",\n  \"do_lower_case\": true,\n");
+    da_buf_printf(&b, "  \"eos_token\": \"<|endoftext|>\",\n  \"errors\": \"replace\",\n  \"model_max_length\": %d,\n", max_len);
+    da_buf_printf(&b, "  \"pad_token\": \"<|endoftext|>\",\n  \"tokenizer_class\": \"CLIPTokenizer\",\n");
+    da_buf_printf(&b, "  \"unk_token\": \"<|endoftext|>\"\n}\n");
+    st = write_buf(&b, dir, "tokenizer_config.json", err);
+    if (st) return st;
+    da_buf_printf(&b, "{\n  \"bos_token\": \"<|startoftext|>\",\n  \"eos_token\": \"<|endoftext|>\",\n");
+    da_buf_printf(&b, "  \"pad_token\": \"<|endoftext|>\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n");
+    return write_buf(&b, dir, "special_tokens_map.json", err);
+}
+
+/* Make dir/sub, write its config (cfg_fn) and weights (file name wname, component comp). */
+static da_status component_folder(const da_spec *spec, const da_mkmodel_params *p, const char *dir, const char *sub,
+                                  da_status (*cfg_fn)(const da_model_config *, da_dtype, const char *, da_error *),
+                                  const char *wname, da_component comp, da_error *err) {
+    char *d = da_path_join(dir, sub);
+    char *w = d ? da_path_join(d, wname) : NULL;
+    da_status st = !w ? da_err_set(err, DA_ERR_NOMEM, "out of memory") : da_mkdirs(d, err);
+    if (!st) st = cfg_fn(da_spec_config(spec), p->dtype, d, err);
+    if (!st) st = write_weights(spec, p, DA_LAYOUT_DIFFUSERS, comp, w, err);
+    if (st) da_err_prefix(err, "%s", sub);
+    free(w);
+    free(d);
+    return st;
+}
+
+da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err) {
+    da_model_config cfg;
+    if (p->cfg) cfg = *p->cfg;
+    else if (!da_config_preset(p->config, &cfg))
+        return da_err_set(err, DA_ERR_INVALID_ARG, "unknown model config '%s'", p->config ? p->config : "(null)");
+    if (p->dtype != DA_F32 && p->dtype != DA_F16 && p->dtype != DA_BF16)
+        return da_err_set(err, DA_ERR_DTYPE, "mkmodel writes F32, F16 or BF16, not %s", da_dtype_name(p->dtype));
+    if (!(p->jitter >= 0 && p->jitter < 1)) return da_err_set(err, DA_ERR_INVALID_ARG, "jitter must be in [0, 1)");
+    if (p->layout == DA_LAYOUT_SINGLE && cfg.family == DA_FAMILY_CLIP)
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: CLIP models ship as transformers folders; there is no single-file layout",
+                          cfg.name);
+    da_spec *spec;
+    da_status st = da_spec_build(&cfg, &spec, err);
+    if (st) return st;
+    if (p->layout == DA_LAYOUT_SINGLE) {
+        st = write_weights(spec, p, DA_LAYOUT_SINGLE, DA_COMP_COUNT, path, err);
+        da_spec_free(spec);
+        return st;
+    }
+    st = da_mkdirs(path, err);
+    if (!st && cfg.family == DA_FAMILY_CLIP) {
+        char *w = da_path_join(path, "model.safetensors");
+        st = w ? clip_config_json(&cfg, p->dtype, path, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+        if (!st) st = clip_preprocessor_json(&cfg, path, err);
+        if (!st) st = write_weights(spec, p, DA_LAYOUT_DIFFUSERS, DA_COMP_CLIP, w, err);
+        if (!st && p->vocab_dir) st = tokenizer_files(p->vocab_dir, path, cfg.text.max_positions, err);
+        free(w);
+    } else if (!st) {
+        st = component_folder(spec, p, path, "unet", unet_config_json, "diffusion_pytorch_model.safetensors", DA_COMP_UNET,
+                              err);
+        if (!st)
+            st = component_folder(spec, p, path, "vae", vae_config_json, "diffusion_pytorch_model.safetensors", DA_COMP_VAE,
+                                  err);
+        if (!st)
+            st = component_folder(spec, p, path, "text_encoder", text_config_json, "model.safetensors",
+                                  DA_COMP_TEXT_ENCODER, err);
+        char *sd = st ? NULL : da_path_join(path, "scheduler");
+        if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+        if (!st) st = scheduler_json(&cfg, sd, err);
+        free(sd);
+        if (!st && p->vocab_dir) {
+            char *td = da_path_join(path, "tokenizer");
+            st = td ? tokenizer_files(p->vocab_dir, td, cfg.text.max_positions, err)
+                    : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+            free(td);
+        }
+        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, path, err);
+    }
+    da_spec_free(spec);
+    return st;
+}
