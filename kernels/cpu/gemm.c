@@ -1,16 +1,22 @@
-/* gemm.c - cache-blocked packed GEMM (the Goto/BLIS loop nest: N blocks, K blocks, M blocks, then
- * an MR x NR register-tile micro-kernel over packed panels) with the BLAS sgemm / torch.nn.Linear /
- * torch.bmm contracts of gemm.h, and their double-accumulating references.
+/* gemm.c - cache-blocked GEMM (the Goto/BLIS loop nest: N blocks, K blocks, M blocks, then an
+ * MR x NR register-tile micro-kernel) with the BLAS sgemm / torch.nn.Linear / torch.bmm contracts
+ * of gemm.h, and their double-accumulating references.
  *
- * Micro-kernels: AVX-512 (MR x 32, MR accumulating rows of two zmm each), AVX2 (6 x 16) and a
- * generic C one (4 x 16, omp simd) chosen at compile time. All accumulate in f32 in the same
- * K order; 16-bit weights are widened to f32 while packing so they stay 16-bit in memory.
+ * Operands: B is packed into kc x NR panels (for conv: the implicit im2col, see conv.c). A is read
+ * row-major as stored (weights [OC, K] for conv, activations [M, K] for linear): the micro-kernel
+ * broadcasts A[i][k] from MR row pointers, so f32 A needs no pack at all; 16-bit or transposed A
+ * is widened into a row-major block first.
  *
- * Blocking (AVX-512 defaults, measured in bench/dev, see docs/KERNELS.md):
- *   KC  K block, balanced: K is cut into ceil(K/KC_MAX) equal blocks; a kc x NR B micro-panel
- *       (256 x 32 x 4 B = 32 KiB) stays in the 48 KiB L1 while MR-row A panels stream past it.
- *   MC  rows of A packed at once (MC x KC x 4 B ~ 150 KiB, L2-resident with the B block).
- *   NC  columns of B packed at once (KC x NC x 4 B = 512 KiB, L2-resident; L2 is 2 MiB/core).
+ * Micro-kernels: AVX-512 (MR x 32, MR rows of two zmm accumulators), AVX2 (6 x 16) and a generic C
+ * one (4 x 16, omp simd), chosen at compile time. All accumulate in f32 in the same K order; 16-bit
+ * weights are widened to f32 while packing, so they stay 16-bit in memory.
+ *
+ * Blocking (AVX-512 defaults, measured in bench/dev, numbers in docs/KERNELS.md):
+ *   MR 14  28 accumulators + 2 B vectors + 1 broadcast = 31 of 32 zmm.
+ *   KC 512 (K cut into ceil(K/512) equal blocks): one K block for K <= 512 so C is written once;
+ *          the MR x kc A micro-panel (28 KiB) stays in the 48 KiB L1 while the kc x NC B block
+ *          (1 MiB) streams from the 2 MiB L2 (micro-panel loop ir outside jr).
+ *   NC 512 columns of B packed at once; MC = 12 * MR rows per unit of work.
  * Threads take (N block, group of M blocks) units; every C element is reduced by one thread in a
  * fixed order, so the result is independent of the thread count.
  */
@@ -38,10 +44,13 @@
 #endif
 
 #ifndef DK_KC_MAX
-#define DK_KC_MAX 256
+#define DK_KC_MAX 512
 #endif
 #ifndef DK_MC_MAX
 #define DK_MC_MAX (DK_MR * 12)
+#endif
+#ifndef DK_IR_OUTER
+#define DK_IR_OUTER 1
 #endif
 #ifndef DK_NC_MAX
 #define DK_NC_MAX 512
@@ -57,9 +66,10 @@ static inline int round_up(int a, int b) { return cdiv(a, b) * b; }
 /* ---- micro-kernels: out[MR][NR] = sum_k a[k][0..MR) (x) b[k][0..NR) ------------------------- */
 
 #if defined(__AVX512F__)
-/* a: kc x MR packed, b: kc x 32 packed (64-byte aligned). MR rows x 2 zmm accumulators plus two B
- * vectors and one broadcast fit the 32 zmm registers for MR <= 14. */
-static void ukernel(int kc, const float *restrict a, const float *restrict b, float *restrict out) {
+/* a: MR rows of kc floats, row i at a + i*lda (row-major: the weights or activations as stored,
+ * no transposing pack); b: kc x 32 packed (64-byte aligned). MR rows x 2 zmm accumulators plus two
+ * B vectors and one broadcast fit the 32 zmm registers for MR <= 14. */
+static void ukernel(int kc, const float *restrict a, ptrdiff_t lda, const float *restrict b, float *restrict out) {
     __m512 c0[DK_MR], c1[DK_MR];
 #pragma GCC unroll 16
     for (int i = 0; i < DK_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -67,11 +77,10 @@ static void ukernel(int kc, const float *restrict a, const float *restrict b, fl
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 16
         for (int i = 0; i < DK_MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
+            __m512 ai = _mm512_set1_ps(a[i * lda + k]);
             c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
-        a += DK_MR;
         b += DK_NR;
     }
 #pragma GCC unroll 16
@@ -82,7 +91,7 @@ static void ukernel(int kc, const float *restrict a, const float *restrict b, fl
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 /* 6 rows x 2 ymm = 12 accumulators + 2 B vectors + 1 broadcast of the 16 ymm registers. */
-static void ukernel(int kc, const float *restrict a, const float *restrict b, float *restrict out) {
+static void ukernel(int kc, const float *restrict a, ptrdiff_t lda, const float *restrict b, float *restrict out) {
     __m256 c0[DK_MR], c1[DK_MR];
 #pragma GCC unroll 8
     for (int i = 0; i < DK_MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
@@ -90,11 +99,10 @@ static void ukernel(int kc, const float *restrict a, const float *restrict b, fl
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 8
         for (int i = 0; i < DK_MR; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
+            __m256 ai = _mm256_broadcast_ss(a + i * lda + k);
             c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
             c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
         }
-        a += DK_MR;
         b += DK_NR;
     }
 #pragma GCC unroll 8
@@ -106,16 +114,15 @@ static void ukernel(int kc, const float *restrict a, const float *restrict b, fl
 #else
 /* Portable: the compiler vectorises the NR loop (SSE2 on generic x86-64); no FMA contraction
  * under -std=c11, so this path rounds after each multiply (tests allow for it). */
-static void ukernel(int kc, const float *restrict a, const float *restrict b, float *restrict out) {
+static void ukernel(int kc, const float *restrict a, ptrdiff_t lda, const float *restrict b, float *restrict out) {
     float c[DK_MR][DK_NR];
     memset(c, 0, sizeof c);
     for (int k = 0; k < kc; k++) {
         for (int i = 0; i < DK_MR; i++) {
-            float ai = a[i];
+            float ai = a[i * lda + k];
 #pragma omp simd
             for (int j = 0; j < DK_NR; j++) c[i][j] += ai * b[j];
         }
-        a += DK_MR;
         b += DK_NR;
     }
     memcpy(out, c, sizeof c);
@@ -179,24 +186,23 @@ static inline const void *elem_ptr(const dk_operand *o, ptrdiff_t idx) {
     return (const char *)o->p + idx * (ptrdiff_t)dk_wtype_size(o->t);
 }
 
-/* A rows [m0, m0+mc) x K [k0, k0+kc) -> panels of MR rows: dst[p][k][i]. */
-static void pack_a(const dk_operand *A, int m0, int mc, int k0, int kc, float *restrict dst, float *restrict row) {
-    for (int p = 0; p < mc; p += DK_MR) {
-        float *d = dst + (size_t)p * kc;
-        int mr = imin(DK_MR, mc - p);
-        for (int i = 0; i < DK_MR; i++) {
-            if (i >= mr) {
-                for (int k = 0; k < kc; k++) d[(size_t)k * DK_MR + i] = 0.0f;
-                continue;
-            }
-            ptrdiff_t base = (ptrdiff_t)(m0 + p + i) * A->s_outer + (ptrdiff_t)k0 * A->s_k;
-            if (A->s_k == 1) {
-                cvt_row(elem_ptr(A, base), A->t, kc, row);
-                for (int k = 0; k < kc; k++) d[(size_t)k * DK_MR + i] = row[k];
-            } else {
-                for (int k = 0; k < kc; k++) d[(size_t)k * DK_MR + i] = dk_load_w(A->p, A->t, (size_t)(base + (ptrdiff_t)k * A->s_k));
-            }
+/* A can feed the micro-kernel in place (row-major f32, rows contiguous in K): no pack at all. */
+static int a_direct(const dk_operand *A) { return A->t == DK_F32 && A->s_k == 1; }
+
+/* A rows [m0, m0+mr) x K [k0, k0+kc) -> row-major dst[rows][kc], rows mr..rows-1 zero. Widening
+ * 16-bit weights here keeps them 16-bit in memory; rows stay rows, so the copy is a vector loop. */
+static void pack_a(const dk_operand *A, int m0, int mr, int rows, int k0, int kc, float *restrict dst) {
+    for (int i = 0; i < rows; i++) {
+        float *d = dst + (size_t)i * kc;
+        if (i >= mr) {
+            memset(d, 0, (size_t)kc * 4);
+            continue;
         }
+        ptrdiff_t base = (ptrdiff_t)(m0 + i) * A->s_outer + (ptrdiff_t)k0 * A->s_k;
+        if (A->s_k == 1)
+            cvt_row(elem_ptr(A, base), A->t, kc, d);
+        else /* transposed A: a strided gather, only for gemm(transA) */
+            for (int k = 0; k < kc; k++) d[k] = dk_load_w(A->p, A->t, (size_t)(base + (ptrdiff_t)k * A->s_k));
     }
 }
 
@@ -252,8 +258,8 @@ static blocking choose_blocking(int M, int N, int K) {
 }
 
 static size_t per_thread_bytes(const blocking *b) {
-    return align64((size_t)b->mc * b->kc * 4) + align64((size_t)b->kc * b->nc * 4) +
-           align64((size_t)(b->kc > DK_NR * DK_MR ? b->kc : DK_NR * DK_MR) * 4) + align64((size_t)DK_MR * DK_NR * 4);
+    return align64((size_t)b->mc * b->kc * 4) + align64((size_t)b->kc * b->nc * 4) + align64((size_t)b->kc * 4) +
+           align64((size_t)b->kc * DK_MR * 4) + align64((size_t)DK_MR * DK_NR * 4);
 }
 
 size_t dk_gemm_core_workspace(int M, int N, int K) {
@@ -287,6 +293,7 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
     if (groups < 1) groups = 1;
     if (T == 1) groups = 1;
     int units = b.nn * groups;
+    const int direct = a_direct(&g->A);
     if (T > units) T = units;
 
 #pragma omp parallel num_threads(T)
@@ -295,7 +302,8 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
         float *Ap = (float *)mine;
         float *Bp = (float *)(mine + align64((size_t)b.mc * b.kc * 4));
         float *row = (float *)((char *)Bp + align64((size_t)b.kc * b.nc * 4));
-        float *acc = (float *)((char *)row + align64((size_t)(b.kc > DK_NR * DK_MR ? b.kc : DK_NR * DK_MR) * 4));
+        float *edge = (float *)((char *)row + align64((size_t)b.kc * 4));
+        float *acc = (float *)((char *)edge + align64((size_t)b.kc * DK_MR * 4));
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < units; u++) {
             int jb = u / groups, grp = u % groups;
@@ -309,13 +317,37 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
                     pack_b(&g->B, k0, kcur, n0, ncur, Bp, row);
                 for (int ib = ib0; ib < ib1; ib++) {
                     int m0 = ib * b.mc, mcur = imin(b.mc, M - m0);
-                    pack_a(&g->A, m0, mcur, k0, kcur, Ap, row);
+                    int full = mcur / DK_MR * DK_MR; /* rows in whole MR panels */
+                    const float *ablk;
+                    ptrdiff_t lda;
+                    if (direct) {
+                        ablk = (const float *)g->A.p + (ptrdiff_t)m0 * g->A.s_outer + k0;
+                        lda = g->A.s_outer;
+                        if (full < mcur) pack_a(&g->A, m0 + full, mcur - full, DK_MR, k0, kcur, edge);
+                    } else {
+                        pack_a(&g->A, m0, mcur, round_up(mcur, DK_MR), k0, kcur, Ap);
+                        ablk = Ap;
+                        lda = kcur;
+                    }
+#if DK_IR_OUTER
+                    /* A micro-panel (MR x kc) stays in L1 while the B block streams from L2 */
+                    for (int ir = 0; ir < mcur; ir += DK_MR) {
+                        int mr = imin(DK_MR, mcur - ir);
+                        const float *ap = direct && ir >= full ? edge : ablk + ir * lda;
+                        ptrdiff_t la = direct && ir >= full ? kcur : lda;
+                        for (int jr = 0; jr < ncur; jr += DK_NR) {
+                            int nr = imin(DK_NR, ncur - jr);
+                            ukernel(kcur, ap, la, Bp + (size_t)jr * kcur, acc);
+#else
+                    /* B micro-panel (kc x NR) stays in L1 while A panels stream from L2 */
                     for (int jr = 0; jr < ncur; jr += DK_NR) {
-                        const float *bp = Bp + (size_t)jr * kcur;
                         int nr = imin(DK_NR, ncur - jr);
                         for (int ir = 0; ir < mcur; ir += DK_MR) {
                             int mr = imin(DK_MR, mcur - ir);
-                            ukernel(kcur, Ap + (size_t)ir * kcur, bp, acc);
+                            const float *ap = direct && ir >= full ? edge : ablk + ir * lda;
+                            ptrdiff_t la = direct && ir >= full ? kcur : lda;
+                            ukernel(kcur, ap, la, Bp + (size_t)jr * kcur, acc);
+#endif
                             int r = m0 + ir, c = n0 + jr;
                             epilogue(acc, mr, nr, g->C + (ptrdiff_t)r * g->ldc + c, g->ldc, pb == 0, g->alpha, g->beta,
                                      g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
