@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "conv.h"
@@ -61,6 +62,11 @@ static void run_peer(void *p) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, P, K, 1.0f, c->w, K, B, P, 1.0f, c->y, P);
 }
 
+/* OpenBLAS's pthreads busy-wait for a while after each call (and libgomp's for a shorter one); on
+ * 2 cores a spinning peer thread steals the core our next call needs and costs whole scheduler
+ * time slices. Let the other library's threads fall asleep before timing. */
+static void settle(void) { usleep(300000); }
+
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
     return (float)((*s >> 8) & 0xffff) / 65536.0f - 0.5f;
@@ -83,7 +89,9 @@ static void bench_conv(const char *name, dk_conv2d s, double min_s) {
     char shape[64];
     snprintf(shape, sizeof shape, "%s %d->%d k%d s%d %dx%d", name, s.C, s.OC, s.KH, s.stride_h, s.H, s.W);
     double flops = 2.0 * s.OC * s.C * s.KH * s.KW * (double)P;
+    settle();
     double tp = bench_median(run_peer, &c, 3, min_s);
+    settle();
     bench_row("conv2d", shape, "im2col+ob", tp, flops, "GFLOP/s", 0);
     double t = bench_median(run_ours, &c, 3, min_s);
     bench_row("conv2d", shape, "implicit", t, flops, "GFLOP/s", tp);

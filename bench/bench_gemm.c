@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "gemm.h"
@@ -38,6 +39,11 @@ static void run_blas(void *p) {
                 c->N);
 }
 
+/* OpenBLAS's pthreads busy-wait for a while after each call (and libgomp's for a shorter one); on
+ * 2 cores a spinning peer thread steals the core our next call needs and costs whole scheduler
+ * time slices. Let the other library's threads fall asleep before timing. */
+static void settle(void) { usleep(300000); }
+
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
     return (float)((*s >> 8) & 0xffff) / 65536.0f - 0.5f;
@@ -59,7 +65,9 @@ static void bench_linear(const char *name, int M, int N, int K, double min_s, in
     char shape[64];
     snprintf(shape, sizeof shape, "%s %dx%dx%d", name, M, K, N);
     double flops = 2.0 * M * N * K;
+    settle();
     double tb = bench_median(run_blas, &c, 5, min_s);
+    settle();
     bench_row("sgemm", shape, "openblas", tb, flops, "GFLOP/s", 0);
     c.Wt = c.Wf;
     c.wt = DK_F32;
@@ -114,7 +122,9 @@ static void bench_bmm(const char *name, int M, int N, int K, int tb, int batch, 
     char shape[64];
     snprintf(shape, sizeof shape, "%s %dx%dx%dx%d", name, batch, M, K, N);
     double flops = 2.0 * batch * M * N * K;
+    settle();
     double tbl = bench_median(run_bmm_blas, &c, 5, min_s);
+    settle();
     bench_row("bmm", shape, "openblas", tbl, flops, "GFLOP/s", 0);
     double t = bench_median(run_bmm, &c, 5, min_s);
     bench_row("bmm", shape, "f32", t, flops, "GFLOP/s", tbl);

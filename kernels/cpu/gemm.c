@@ -219,16 +219,30 @@ static void pack_b(const dk_operand *B, int k0, int kc, int n0, int nc, float *r
             }
             continue;
         }
+        if (B->s_k == 1) {
+            /* rows of W contiguous (linear's W^T): transpose through an L1-sized 16 x NR tile so
+             * each destination line is written whole rather than touched once per column */
+            float tile[DK_NR][16];
+            for (int kb = 0; kb < kc; kb += 16) {
+                int kn = imin(16, kc - kb);
+                for (int j = 0; j < DK_NR; j++) {
+                    if (j < nr)
+                        cvt_row(elem_ptr(B, (ptrdiff_t)(n0 + p + j) * B->s_outer + k0 + kb), B->t, kn, tile[j]);
+                    else
+                        memset(tile[j], 0, sizeof tile[j]);
+                }
+                for (int k = 0; k < kn; k++)
+                    for (int j = 0; j < DK_NR; j++) d[(size_t)(kb + k) * DK_NR + j] = tile[j][k];
+            }
+            continue;
+        }
         for (int j = 0; j < DK_NR; j++) {
             if (j >= nr) {
                 for (int k = 0; k < kc; k++) d[(size_t)k * DK_NR + j] = 0.0f;
                 continue;
             }
             ptrdiff_t base = (ptrdiff_t)(n0 + p + j) * B->s_outer + (ptrdiff_t)k0 * B->s_k;
-            if (B->s_k == 1) { /* rows of W contiguous: linear's W^T */
-                cvt_row(elem_ptr(B, base), B->t, kc, row);
-                for (int k = 0; k < kc; k++) d[(size_t)k * DK_NR + j] = row[k];
-            } else {
+            {
                 for (int k = 0; k < kc; k++) d[(size_t)k * DK_NR + j] = dk_load_w(B->p, B->t, (size_t)(base + (ptrdiff_t)k * B->s_k));
             }
         }
