@@ -15,6 +15,8 @@
 #include "conv.h"
 #include "gemm.h"
 
+static double ph_tr, ph_gemm, ph_out; /* last call: transforms in, GEMMs, transform out (s) */
+
 typedef struct wg {
     int C, H, W, OC, th, tw, T;
     float *U, *V, *Mb; /* [16][OC][C], [16][C][T], [16][OC][T] */
@@ -35,6 +37,7 @@ static void wg_init(wg *p, int C, int H, int W, int OC) {
 /* y[OC, H, W] = conv3x3_pad1(x[C, H, W], w[OC, C, 3, 3]) + b */
 static void wg_run(wg *p, const float *x, const float *w, const float *b, float *y) {
     const int C = p->C, H = p->H, W = p->W, OC = p->OC, T = p->T;
+    double t0 = bench_now();
     /* U = G g G^T, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++)
@@ -76,8 +79,10 @@ static void wg_run(wg *p, const float *x, const float *w, const float *b, float 
                     for (int s = 0; s < 4; s++) p->V[((size_t)(r * 4 + s) * C + c) * T + tile] = v[s];
                 }
             }
+    double t1 = bench_now();
     gemm_batched(0, 0, OC, T, C, 1.0f, p->U, C, (ptrdiff_t)OC * C, p->V, T, (ptrdiff_t)C * T, 0.0f, p->Mb, T,
                  (ptrdiff_t)OC * T, 16, p->ws, p->wsb);
+    double t2 = bench_now();
     /* Y = A^T m A, A^T = [1 1 1 0; 0 1 -1 -1] */
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++)
@@ -99,6 +104,7 @@ static void wg_run(wg *p, const float *x, const float *w, const float *b, float 
                     }
                 }
             }
+    ph_tr = t1 - t0, ph_gemm = t2 - t1, ph_out = bench_now() - t2;
 }
 
 static void wg_free(wg *p) { free(p->U), free(p->V), free(p->Mb), free(p->ws); }
@@ -142,8 +148,9 @@ static void timeit(int C, int HW) {
     wg_init(&c.p, C, HW, HW, C);
     double fl = 2.0 * C * C * 9 * HW * HW;
     double ti = bench_median(f_ig, &c, 3, 0.3), tw = bench_median(f_wg, &c, 3, 0.3);
-    printf("conv3x3 %4d@%-3d implicit %8.2f ms %6.1f GF/s | winograd F(2,3) %8.2f ms %6.1f eff GF/s | speedup %.2f\n", C,
-           HW, ti * 1e3, fl / ti / 1e9, tw * 1e3, fl / tw / 1e9, ti / tw);
+    printf("conv3x3 %4d@%-3d implicit %8.2f ms %6.1f GF/s | winograd F(2,3) %8.2f ms %6.1f eff GF/s | speedup %.2f"
+           " | last call: transforms in %.1f ms, 16 GEMMs %.1f ms, out %.1f ms\n",
+           C, HW, ti * 1e3, fl / ti / 1e9, tw * 1e3, fl / tw / 1e9, ti / tw, ph_tr * 1e3, ph_gemm * 1e3, ph_out * 1e3);
     wg_free(&c.p), free(c.x), free(c.w), free(c.b), free(c.y), free(c.ws);
 }
 
