@@ -62,10 +62,14 @@ static void run_peer(void *p) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->OC, P, K, 1.0f, c->w, K, B, P, 1.0f, c->y, P);
 }
 
-/* OpenBLAS's pthreads busy-wait for a while after each call (and libgomp's for a shorter one); on
- * 2 cores a spinning peer thread steals the core our next call needs and costs whole scheduler
- * time slices. Let the other library's threads fall asleep before timing. */
-static void settle(void) { usleep(300000); }
+/* OpenBLAS's pthreads busy-wait ~2^28 cycles after each call; on 2 cores a spinning peer thread
+ * steals the core our next call needs. OpenBLAS reads OPENBLAS_THREAD_TIMEOUT (2^n cycles) when it
+ * loads, so re-exec once with n = 20 (~0.3 ms, about libgomp's default 300k-spin wait). */
+static void openblas_spin_like_gomp(char **argv) {
+    if (getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1);
+    execv("/proc/self/exe", argv);
+}
 
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -89,11 +93,9 @@ static void bench_conv(const char *name, dk_conv2d s, double min_s) {
     char shape[64];
     snprintf(shape, sizeof shape, "%s %d->%d k%d s%d %dx%d", name, s.C, s.OC, s.KH, s.stride_h, s.H, s.W);
     double flops = 2.0 * s.OC * s.C * s.KH * s.KW * (double)P;
-    settle();
-    double tp = bench_median(run_peer, &c, 3, min_s);
-    settle();
+    double tp, t;
+    bench_median_pair(run_peer, run_ours, &c, 3, min_s, &tp, &t);
     bench_row("conv2d", shape, "im2col+ob", tp, flops, "GFLOP/s", 0);
-    double t = bench_median(run_ours, &c, 3, min_s);
     bench_row("conv2d", shape, "implicit", t, flops, "GFLOP/s", tp);
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.col), free(c.ws);
 }
@@ -101,6 +103,7 @@ static void bench_conv(const char *name, dk_conv2d s, double min_s) {
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     double min_s = quick ? 0.2 : 0.6;
+    openblas_spin_like_gomp(argv);
     bench_header();
     bench_conv("unet64.l1", dk_conv2d_make(1, 320, 64, 64, 320, 3, 1, 1), min_s);
     bench_conv("unet64.l2", dk_conv2d_make(1, 640, 32, 32, 640, 3, 1, 1), min_s);

@@ -39,10 +39,14 @@ static void run_blas(void *p) {
                 c->N);
 }
 
-/* OpenBLAS's pthreads busy-wait for a while after each call (and libgomp's for a shorter one); on
- * 2 cores a spinning peer thread steals the core our next call needs and costs whole scheduler
- * time slices. Let the other library's threads fall asleep before timing. */
-static void settle(void) { usleep(300000); }
+/* OpenBLAS's pthreads busy-wait ~2^28 cycles after each call; on 2 cores a spinning peer thread
+ * steals the core our next call needs. OpenBLAS reads OPENBLAS_THREAD_TIMEOUT (2^n cycles) when it
+ * loads, so re-exec once with n = 20 (~0.3 ms, about libgomp's default 300k-spin wait). */
+static void openblas_spin_like_gomp(char **argv) {
+    if (getenv("OPENBLAS_THREAD_TIMEOUT")) return;
+    setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1);
+    execv("/proc/self/exe", argv);
+}
 
 static float frand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -65,23 +69,21 @@ static void bench_linear(const char *name, int M, int N, int K, double min_s, in
     char shape[64];
     snprintf(shape, sizeof shape, "%s %dx%dx%d", name, M, K, N);
     double flops = 2.0 * M * N * K;
-    settle();
-    double tb = bench_median(run_blas, &c, 5, min_s);
-    settle();
-    bench_row("sgemm", shape, "openblas", tb, flops, "GFLOP/s", 0);
     c.Wt = c.Wf;
     c.wt = DK_F32;
-    double t = bench_median(run_ours, &c, 5, min_s);
+    double tb, t;
+    bench_median_pair(run_blas, run_ours, &c, 5, min_s, &tb, &t);
+    bench_row("sgemm", shape, "openblas", tb, flops, "GFLOP/s", 0);
     bench_row("linear", shape, "f32", t, flops, "GFLOP/s", tb);
     if (dtypes) {
         for (size_t i = 0; i < (size_t)N * K; i++) W16[i] = dk_f32_to_f16(c.Wf[i]);
         c.Wt = W16;
         c.wt = DK_F16;
-        t = bench_median(run_ours, &c, 5, min_s);
+        bench_median_pair(run_blas, run_ours, &c, 5, min_s, &tb, &t);
         bench_row("linear", shape, "f16w", t, flops, "GFLOP/s", tb);
         for (size_t i = 0; i < (size_t)N * K; i++) W16[i] = dk_f32_to_bf16(c.Wf[i]);
         c.wt = DK_BF16;
-        t = bench_median(run_ours, &c, 5, min_s);
+        bench_median_pair(run_blas, run_ours, &c, 5, min_s, &tb, &t);
         bench_row("linear", shape, "bf16w", t, flops, "GFLOP/s", tb);
     }
     free(c.x), free(c.Wf), free(c.b), free(c.y), free(W16), free(c.ws);
@@ -122,11 +124,9 @@ static void bench_bmm(const char *name, int M, int N, int K, int tb, int batch, 
     char shape[64];
     snprintf(shape, sizeof shape, "%s %dx%dx%dx%d", name, batch, M, K, N);
     double flops = 2.0 * batch * M * N * K;
-    settle();
-    double tbl = bench_median(run_bmm_blas, &c, 5, min_s);
-    settle();
+    double tbl, t;
+    bench_median_pair(run_bmm_blas, run_bmm, &c, 5, min_s, &tbl, &t);
     bench_row("bmm", shape, "openblas", tbl, flops, "GFLOP/s", 0);
-    double t = bench_median(run_bmm, &c, 5, min_s);
     bench_row("bmm", shape, "f32", t, flops, "GFLOP/s", tbl);
     free(c.A), free(c.B), free(c.C), free(c.ws);
 }
@@ -134,6 +134,7 @@ static void bench_bmm(const char *name, int M, int N, int K, int tb, int batch, 
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     double min_s = quick ? 0.2 : 0.8;
+    openblas_spin_like_gomp(argv);
     bench_header();
     bench_linear("unet64.qkvo", 4096, 320, 320, min_s, 1);
     bench_linear("unet64.geglu", 4096, 2560, 320, min_s, !quick);
