@@ -85,6 +85,10 @@ int main(void) {
     lin(4096, 2560, 320);
     lin(4096, 320, 1280);
     lin(77, 768, 768);
+    lin(1024, 640, 640);
+    lin(1024, 640, 2560);
+    lin(256, 1280, 1280);
+    if (getenv("DEV_LINEAR_ONLY")) return 0;
     conv(320, 64);
     conv(1280, 16);
     conv(1280, 8);

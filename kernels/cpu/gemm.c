@@ -207,7 +207,7 @@ static void pack_a(const dk_operand *A, int m0, int mr, int rows, int k0, int kc
 }
 
 /* B K [k0, k0+kc) x columns [n0, n0+nc) -> panels of NR columns: dst[p][k][j]. */
-static void pack_b(const dk_operand *B, int k0, int kc, int n0, int nc, float *restrict dst, float *restrict row) {
+static void pack_b(const dk_operand *B, int k0, int kc, int n0, int nc, float *restrict dst) {
     for (int p = 0; p < nc; p += DK_NR) {
         float *d = dst + (size_t)p * kc;
         int nr = imin(DK_NR, nc - p);
@@ -272,7 +272,7 @@ static blocking choose_blocking(int M, int N, int K) {
 }
 
 static size_t per_thread_bytes(const blocking *b) {
-    return align64((size_t)b->mc * b->kc * 4) + align64((size_t)b->kc * b->nc * 4) + align64((size_t)b->kc * 4) +
+    return align64((size_t)b->mc * b->kc * 4) + align64((size_t)b->kc * b->nc * 4) +
            align64((size_t)b->kc * DK_MR * 4) + align64((size_t)DK_MR * DK_NR * 4);
 }
 
@@ -315,8 +315,7 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
         char *mine = base + (size_t)omp_get_thread_num() * per;
         float *Ap = (float *)mine;
         float *Bp = (float *)(mine + align64((size_t)b.mc * b.kc * 4));
-        float *row = (float *)((char *)Bp + align64((size_t)b.kc * b.nc * 4));
-        float *edge = (float *)((char *)row + align64((size_t)b.kc * 4));
+        float *edge = (float *)((char *)Bp + align64((size_t)b.kc * b.nc * 4));
         float *acc = (float *)((char *)edge + align64((size_t)b.kc * DK_MR * 4));
 #pragma omp for schedule(dynamic, 1)
         for (int u = 0; u < units; u++) {
@@ -328,7 +327,7 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
                 if (g->packb)
                     g->packb(g->packb_ctx, k0, kcur, n0, ncur, Bp);
                 else
-                    pack_b(&g->B, k0, kcur, n0, ncur, Bp, row);
+                    pack_b(&g->B, k0, kcur, n0, ncur, Bp);
                 for (int ib = ib0; ib < ib1; ib++) {
                     int m0 = ib * b.mc, mcur = imin(b.mc, M - m0);
                     int full = mcur / DK_MR * DK_MR; /* rows in whole MR panels */
