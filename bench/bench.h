@@ -39,6 +39,30 @@ static inline double bench_median(void (*fn)(void *), void *ctx, int reps, doubl
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
+/* Time two implementations of the same work alternately (a, b, a, b, ...) so both see the same
+ * machine state on a shared or throttling host; medians of each into *ta, *tb. Same stopping rule
+ * as bench_median. */
+static inline void bench_median_pair(void (*fa)(void *), void (*fb)(void *), void *ctx, int reps, double min_s,
+                                     double *ta, double *tb) {
+    fa(ctx);
+    fb(ctx);
+    static double a[1000], b[1000];
+    int n = 0;
+    double start = bench_now();
+    while (n < 1000 && (n < reps || bench_now() - start < min_s)) {
+        double t0 = bench_now();
+        fa(ctx);
+        double t1 = bench_now();
+        fb(ctx);
+        b[n] = bench_now() - t1;
+        a[n++] = t1 - t0;
+    }
+    qsort(a, (size_t)n, sizeof a[0], bench_cmp_double);
+    qsort(b, (size_t)n, sizeof b[0], bench_cmp_double);
+    *ta = n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
+    *tb = n % 2 ? b[n / 2] : 0.5 * (b[n / 2 - 1] + b[n / 2]);
+}
+
 /* Measured peaks of this host (bench_peak writes them; run.sh exports them). 0 when unknown. */
 static inline double bench_peak_gflops(void) {
     const char *s = getenv("DIFFAUG_PEAK_GFLOPS");

@@ -1,0 +1,2 @@
+build-avx2/obj/tests/testutil.o: tests/testutil.c tests/testutil.h
+tests/testutil.h:
