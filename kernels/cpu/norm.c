@@ -43,8 +43,12 @@ static double sqdev_chunked(const float *x, size_t n, float m) {
  * the variance consistent with the values actually normalised. */
 static void groupnorm_block(float *yg, const float *xg, size_t cpg, size_t HW, size_t c0, const dk_groupnorm_params *p) {
     size_t L = cpg * HW;
-    float mean = (float)(sum_chunked(xg, L) / (double)L);
-    double var = sqdev_chunked(xg, L, mean) / (double)L;
+    double md = sum_chunked(xg, L) / (double)L;
+    /* mean as hi + lo f32 pair: with |mean| ~ 1e4 and std ~ 1 (VAE) the f32 rounding of the mean
+     * alone would be a 5e-4 error in every output; x - hi is exact (Sterbenz) near the mean */
+    float mh = (float)md, ml = (float)(md - (double)mh);
+    double var = sqdev_chunked(xg, L, mh) / (double)L - (double)ml * ml;
+    if (var < 0) var = 0;
     float rstd = (float)(1.0 / sqrt(var + (double)p->eps));
     for (size_t c = 0; c < cpg; c++) {
         float a = p->gamma ? rstd * dk_load_w(p->gamma, p->wtype, c0 + c) : rstd;
@@ -54,12 +58,12 @@ static void groupnorm_block(float *yg, const float *xg, size_t cpg, size_t HW, s
         if (p->silu) {
 #pragma omp simd
             for (size_t i = 0; i < HW; i++) {
-                float v = (xs[i] - mean) * a + b;
+                float v = ((xs[i] - mh) - ml) * a + b;
                 ys[i] = v * nn_sigmoidf(v);
             }
         } else {
 #pragma omp simd
-            for (size_t i = 0; i < HW; i++) ys[i] = (xs[i] - mean) * a + b;
+            for (size_t i = 0; i < HW; i++) ys[i] = ((xs[i] - mh) - ml) * a + b;
         }
     }
 }
@@ -110,12 +114,14 @@ void dk_layernorm(float *y, const float *x, size_t M, size_t D, float eps, const
 #pragma omp parallel for schedule(static) if (M * D >= 16384)
     for (size_t bi = 0; bi < nblk; bi++) {
         size_t r0 = bi * LN_RB, r1 = r0 + LN_RB < M ? r0 + LN_RB : M;
-        float mean[LN_RB], rstd[LN_RB], ga[LN_CH], be[LN_CH];
+        float mhi[LN_RB], mlo[LN_RB], rstd[LN_RB], ga[LN_CH], be[LN_CH];
         for (size_t r = r0; r < r1; r++) {
             const float *xr = x + r * D;
-            float m = (float)(sum_chunked(xr, D) / (double)D);
-            double var = sqdev_chunked(xr, D, m) / (double)D;
-            mean[r - r0] = m;
+            double md = sum_chunked(xr, D) / (double)D;
+            float mh = (float)md, ml = (float)(md - (double)mh); /* hi/lo mean as in GroupNorm */
+            double var = sqdev_chunked(xr, D, mh) / (double)D - (double)ml * ml;
+            if (var < 0) var = 0;
+            mhi[r - r0] = mh, mlo[r - r0] = ml;
             rstd[r - r0] = (float)(1.0 / sqrt(var + (double)eps));
         }
         for (size_t j0 = 0; j0 < D; j0 += LN_CH) {
@@ -127,9 +133,9 @@ void dk_layernorm(float *y, const float *x, size_t M, size_t D, float eps, const
             for (size_t r = r0; r < r1; r++) {
                 const float *xr = x + r * D + j0;
                 float *yr = y + r * D + j0;
-                float m = mean[r - r0], s = rstd[r - r0];
+                float mh = mhi[r - r0], ml = mlo[r - r0], s = rstd[r - r0];
 #pragma omp simd
-                for (size_t j = 0; j < nj; j++) yr[j] = (xr[j] - m) * s * ga[j] + be[j];
+                for (size_t j = 0; j < nj; j++) yr[j] = ((xr[j] - mh) - ml) * s * ga[j] + be[j];
             }
         }
     }

@@ -8,8 +8,9 @@
  * sums over chunks of at most 1024 elements combined in double: the VAE's activations reach 1e3-1e4
  * with a comparatively small spread, where the one-pass E[x^2] - E[x]^2 loses every digit, and
  * chunked partial sums keep the f32 rounding error of the sums at ~1e-6 relative. Normalisation
- * computes (x - mean) * (rstd * gamma) + beta, never x * a + b with b = beta - mean * a, for the same
- * reason. Each (sample, group) or row is reduced by one thread in a fixed order, so results are
+ * computes ((x - mean_hi) - mean_lo) * (rstd * gamma) + beta, with the double mean split into two
+ * f32 parts, never x * a + b with b = beta - mean * a, for the same reason: at |mean| ~ 1e4 the f32
+ * rounding of the mean alone would be ~5e-4 in every output. Each (sample, group) or row is reduced by one thread in a fixed order, so results are
  * bit-identical for any thread count.
  *
  * Affine parameters may be f32, f16 or bf16 (dk_wtype), converted on the fly; NULL means none.
