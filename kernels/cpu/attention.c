@@ -1,17 +1,20 @@
 /* attention.c - flash-style attention on the CPU (see attention.h for the layout and the
  * upstream definition, torch scaled_dot_product_attention).
  *
- * Work unit: one (batch, head, query tile of BQ rows). For each key tile of BK keys:
- *   1. pack K^T [d][BK] and V [BK][dpad] (dpad = d rounded up to 16, zero-filled) into per-thread
- *      scratch, so the micro-kernels read unit-stride vectors whatever the caller's strides;
- *   2. S = (scale*Q) K^T with a 4-row x 64-key register block (16 zmm accumulators, one K^T vector
- *      load feeds 4 FMAs, Q broadcast from L1);
+ * First K and V are packed, once per (batch, head, key tile of BK keys), into the workspace:
+ * K^T [d][BK] and V [BK][dpad] (dpad = d rounded up to 16, zero-filled), so the micro-kernels read
+ * unit-stride vectors whatever the caller's strides. Then the work unit is one (batch, head, query
+ * tile of BQ rows); for each key tile:
+ *   1. (packed already);
+ *   2. S = (scale*Q) K^T with a 4-row x up-to-64-key register block (16 zmm accumulators, one K^T
+ *      vector load feeds 4 FMAs, Q broadcast from L1); BK = 128 keys as two such column groups;
  *   3. online softmax per row: m' = max(m, rowmax S), P = exp(S - m'), l = l*exp(m - m') + sum P,
  *      O *= exp(m - m') - the running-max form that keeps every exp argument <= 0;
  *   4. O += P V with a 4-row x up-to-96-column register block (24 accumulators), d split into
  *      near-equal chunks of at most 6 vectors (40 -> 3, 80 -> 5, 160 -> 5+5, 512 -> 6,6,5,5,5,5).
- * At the end O is divided by l and written out. Memory: the caller's O(N*d) tensors plus
- * BQ*(d + BK + dpad) + BK*(d + dpad) floats per thread.
+ * At the end O is divided by l and written out. Memory: the caller's O(N*d) tensors, the packed
+ * copy of K and V (B*H*Nk*(d + dpad) floats, rounded up to whole key tiles) and
+ * BQ*(d + BK + dpad) floats per thread - never anything of size Nq*Nk.
  *
  * Parallel over all (batch, head, query tile) units, dynamic schedule (causal tiles differ in
  * cost). A unit's arithmetic does not depend on which thread runs it, so results are
@@ -32,11 +35,12 @@
 
 #include "nn_vec.h"
 
-#define AT_BK 64
+#define AT_BK 128 /* 8 vectors: SD's 77 text tokens fit one key tile */
 
 typedef struct at_tiles {
     int bq, bk, dpad;
-    size_t q_off, kt_off, v_off, s_off, o_off, m_off, l_off, floats; /* per-thread layout */
+    size_t q_off, s_off, o_off, m_off, l_off, floats; /* per-thread layout */
+    size_t kt_tile, v_tile;                           /* floats of one packed key tile */
 } at_tiles;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -49,14 +53,20 @@ static at_tiles at_plan(int d) {
     t.bq = t.dpad > 256 ? 32 : 64;
     size_t off = 0;
     t.q_off = off, off += round16((size_t)t.bq * d);
-    t.kt_off = off, off += round16((size_t)d * t.bk);
-    t.v_off = off, off += (size_t)t.bk * t.dpad;
     t.s_off = off, off += (size_t)t.bq * t.bk;
     t.o_off = off, off += (size_t)t.bq * t.dpad;
     t.m_off = off, off += round16((size_t)t.bq);
     t.l_off = off, off += round16((size_t)t.bq);
     t.floats = off;
+    t.kt_tile = round16((size_t)d * t.bk);
+    t.v_tile = (size_t)t.bk * t.dpad;
     return t;
+}
+
+/* Floats of the shared packed K^T / V of every (batch, head): O(B * H * Nk * d). */
+static size_t at_packed_floats(const dk_attn_params *p, const at_tiles *t) {
+    size_t nkt = ((size_t)p->nk + t->bk - 1) / t->bk;
+    return (size_t)p->batch * p->heads * nkt * (t->kt_tile + t->v_tile);
 }
 
 dk_attn_params dk_attn_params_packed(int batch, int heads, int nq, int nk, int head_dim, int causal) {
@@ -90,7 +100,8 @@ size_t dk_attention_workspace_size(const dk_attn_params *p, int nthreads) {
     nthreads = 1;
 #endif
     if (nthreads < 1) nthreads = 1;
-    return (size_t)nthreads * at_plan(p->head_dim).floats * sizeof(float) + 64; /* + alignment slack */
+    at_tiles t = at_plan(p->head_dim);
+    return (at_packed_floats(p, &t) + (size_t)nthreads * t.floats) * sizeof(float) + 64; /* + alignment slack */
 }
 
 /* ---- micro-kernels (RB, NV are compile-time constants after inlining) ---- */
@@ -158,14 +169,31 @@ static void at_pv_dispatch(float *O, int ldo, const float *P, int ldp, const flo
 }
 
 /* One (batch b, head h, query rows i0 .. i0+nqt-1) unit. */
-static void at_unit(const dk_attn_params *p, const at_tiles *t, float *ws, int b, int h, int i0, int nqt,
-                    const float *q, const float *k, const float *v, float *o) {
-    const int d = p->head_dim, bk = t->bk, dpad = t->dpad;
-    float *Qs = ws + t->q_off, *Kt = ws + t->kt_off, *Vp = ws + t->v_off, *S = ws + t->s_off;
-    float *O = ws + t->o_off, *M = ws + t->m_off, *L = ws + t->l_off;
-    const float *qb = q + (size_t)b * p->q_batch + (size_t)h * d;
+/* Pack key tile kt of (batch b, head h): K^T [d][bk] (columns past the tile's keys zero up to the
+ * vector boundary) and V [bk][dpad] (columns d..dpad zero). */
+static void at_pack(const dk_attn_params *p, const at_tiles *t, float *Kt, float *Vp, int b, int h, int kt,
+                    const float *k, const float *v) {
+    const int d = p->head_dim, bk = t->bk, dpad = t->dpad, j0 = kt * bk;
+    const int nk = p->nk - j0 < bk ? p->nk - j0 : bk, nv = (nk + 15) / 16;
     const float *kb = k + (size_t)b * p->k_batch + (size_t)h * d;
     const float *vb = v + (size_t)b * p->v_batch + (size_t)h * d;
+    for (int jj = 0; jj < nk; jj++) {
+        const float *kr = kb + (size_t)(j0 + jj) * p->k_row;
+        const float *vr = vb + (size_t)(j0 + jj) * p->v_row;
+        for (int c = 0; c < d; c++) Kt[(size_t)c * bk + jj] = kr[c];
+        memcpy(Vp + (size_t)jj * dpad, vr, (size_t)d * sizeof(float));
+        for (int c = d; c < dpad; c++) Vp[(size_t)jj * dpad + c] = 0.0f;
+    }
+    for (int c = 0; c < d; c++)
+        for (int jj = nk; jj < nv * 16; jj++) Kt[(size_t)c * bk + jj] = 0.0f;
+}
+
+static void at_unit(const dk_attn_params *p, const at_tiles *t, float *ws, const float *Ktb, const float *Vpb,
+                    int b, int h, int i0, int nqt, const float *q, float *o) {
+    const int d = p->head_dim, bk = t->bk, dpad = t->dpad;
+    float *Qs = ws + t->q_off, *S = ws + t->s_off;
+    float *O = ws + t->o_off, *M = ws + t->m_off, *L = ws + t->l_off;
+    const float *qb = q + (size_t)b * p->q_batch + (size_t)h * d;
     float *ob = o + (size_t)b * p->o_batch + (size_t)h * d;
 
     for (int r = 0; r < nqt; r++) {
@@ -184,20 +212,17 @@ static void at_unit(const dk_attn_params *p, const at_tiles *t, float *ws, int b
     for (int j0 = 0; j0 < kend; j0 += bk) {
         int nk = kend - j0 < bk ? kend - j0 : bk;
         int nv = (nk + 15) / 16;
-        /* pack K^T (zero columns up to the vector boundary) and V (zero columns up to dpad) */
-        for (int jj = 0; jj < nk; jj++) {
-            const float *kr = kb + (size_t)(j0 + jj) * p->k_row;
-            const float *vr = vb + (size_t)(j0 + jj) * p->v_row;
-            for (int c = 0; c < d; c++) Kt[(size_t)c * bk + jj] = kr[c];
-            memcpy(Vp + (size_t)jj * dpad, vr, (size_t)d * sizeof(float));
-            for (int c = d; c < dpad; c++) Vp[(size_t)jj * dpad + c] = 0.0f;
-        }
-        for (int c = 0; c < d; c++)
-            for (int jj = nk; jj < nv * 16; jj++) Kt[(size_t)c * bk + jj] = 0.0f;
+        const float *Kt = Ktb + (size_t)(j0 / bk) * t->kt_tile, *Vp = Vpb + (size_t)(j0 / bk) * t->v_tile;
 
+        /* key vectors split into near-equal groups of <= 4 (5 -> 3+2, 8 -> 4+4) */
+        const int ng = (nv + 3) / 4;
         for (int r0 = 0; r0 < nqt; r0 += 4) {
             int rb = nqt - r0 < 4 ? nqt - r0 : 4;
-            at_qk_dispatch(S + (size_t)r0 * bk, bk, Qs + (size_t)r0 * d, d, Kt, bk, rb, nv);
+            for (int g = 0, v0 = 0; g < ng; g++) {
+                int gnv = (nv - v0) / (ng - g);
+                at_qk_dispatch(S + (size_t)r0 * bk + 16 * v0, bk, Qs + (size_t)r0 * d, d, Kt + 16 * v0, bk, rb, gnv);
+                v0 += gnv;
+            }
         }
 
         /* online softmax, row by row */
@@ -208,20 +233,27 @@ static void at_unit(const dk_attn_params *p, const at_tiles *t, float *ws, int b
                 int lim = i0 + r - j0 + 1; /* keys j0 .. i0+r are visible */
                 valid = lim < 0 ? 0 : lim < nk ? lim : nk;
             }
-            float mx = -__builtin_inff();
-#pragma omp simd reduction(max : mx)
-            for (int j = 0; j < valid; j++) mx = sr[j] > mx ? sr[j] : mx;
+            /* masked and padding columns to -inf so whole 16-lane vectors can be processed */
+            for (int j = valid; j < nv * 16; j++) sr[j] = -__builtin_inff();
+            dv16 vmx = dv_load(sr);
+            for (int vi = 1; vi < nv; vi++) {
+                dv16 x = dv_load(sr + 16 * vi);
+                vmx = dv_select(x > vmx, x, vmx);
+            }
+            float mx = dv_hmax(vmx);
             float mnew = mx > M[r] ? mx : M[r];
             float sum = 0.0f;
             if (valid > 0) {
-#pragma omp simd reduction(+ : sum)
-                for (int j = 0; j < valid; j++) {
-                    float e = nn_expf(sr[j] - mnew);
-                    sr[j] = e;
-                    sum += e;
+                dv16 vs = dv_set1(0.0f), vm = dv_set1(mnew);
+                for (int vi = 0; vi < nv; vi++) {
+                    dv16 e = dv_exp(dv_load(sr + 16 * vi) - vm);
+                    dv_store(sr + 16 * vi, e);
+                    vs += e;
                 }
+                sum = dv_hsum(vs);
+            } else {
+                for (int j = 0; j < nk; j++) sr[j] = 0.0f;
             }
-            for (int j = valid; j < nk; j++) sr[j] = 0.0f;
             if (mnew > M[r]) {
                 /* M[r] = -inf on the first tile: exp(-inf) = 0 and O, L are still zero */
                 float alpha = nn_expf(M[r] - mnew);
@@ -259,9 +291,11 @@ dk_attn_status dk_attention(const dk_attn_params *pin, const float *q, const flo
     dk_attn_params p = at_resolve(pin);
     at_tiles t = at_plan(p.head_dim);
     uintptr_t base = ((uintptr_t)workspace + 63) & ~(uintptr_t)63;
-    size_t slack = base - (uintptr_t)workspace;
-    if (workspace_bytes < slack + t.floats * sizeof(float)) return DK_ATTN_SMALL_WORKSPACE;
-    size_t fit = (workspace_bytes - slack) / (t.floats * sizeof(float));
+    size_t slack = base - (uintptr_t)workspace, packed = at_packed_floats(&p, &t) * sizeof(float);
+    if (workspace_bytes < slack + packed + t.floats * sizeof(float)) return DK_ATTN_SMALL_WORKSPACE;
+    size_t fit = (workspace_bytes - slack - packed) / (t.floats * sizeof(float));
+    long nktiles = (p.nk + t.bk - 1) / t.bk;
+    long packs = (long)p.batch * p.heads * nktiles;
     long nqtiles = (p.nq + t.bq - 1) / t.bq;
     long units = (long)p.batch * p.heads * nqtiles;
     int nthr = 1;
@@ -270,7 +304,8 @@ dk_attn_status dk_attention(const dk_attn_params *pin, const float *q, const flo
 #endif
     if ((size_t)nthr > fit) nthr = (int)fit;
     if (nthr > units) nthr = (int)units;
-    float *ws = (float *)base;
+    float *ktp = (float *)base, *vp = ktp + (size_t)packs * t.kt_tile;
+    float *ws = vp + (size_t)packs * t.v_tile;
 
 #pragma omp parallel num_threads(nthr)
     {
@@ -279,6 +314,14 @@ dk_attn_status dk_attention(const dk_attn_params *pin, const float *q, const flo
         tid = omp_get_thread_num();
 #endif
         float *mine = ws + (size_t)tid * t.floats;
+        /* K^T and V packed once per (batch, head, key tile) and shared by all query tiles: packing
+         * per query tile cost as much as the FLOPs at d = 512 (v1 -> v2 in docs/KERNELS.md) */
+#pragma omp for schedule(static)
+        for (long u = 0; u < packs; u++) {
+            long kt = u % nktiles, bh = u / nktiles;
+            at_pack(&p, &t, ktp + (size_t)u * t.kt_tile, vp + (size_t)u * t.v_tile, (int)(bh / p.heads),
+                    (int)(bh % p.heads), (int)kt, k, v);
+        }
         /* query tiles in the inner position so that neighbouring units share a head's K/V in cache */
 #pragma omp for schedule(dynamic, 1)
         for (long u = 0; u < units; u++) {
@@ -286,7 +329,8 @@ dk_attn_status dk_attention(const dk_attn_params *pin, const float *q, const flo
             int b = (int)(bh / p.heads), h = (int)(bh % p.heads);
             int i0 = (int)qt * t.bq;
             int nqt = p.nq - i0 < t.bq ? p.nq - i0 : t.bq;
-            at_unit(&p, &t, mine, b, h, i0, nqt, q, k, v, o);
+            size_t first = (size_t)bh * nktiles;
+            at_unit(&p, &t, mine, ktp + first * t.kt_tile, vp + first * t.v_tile, b, h, i0, nqt, q, o);
         }
     }
     return DK_ATTN_OK;

@@ -13,7 +13,8 @@
  *
  * Workspace: size it once with dk_attention_workspace_size(p, nthreads) (nthreads <= 0: the
  * current omp_get_max_threads()) and pass the buffer to every call with those shapes; nothing is
- * allocated inside. The size is O(threads * tile * head_dim), independent of Nq and Nk. If the
+ * allocated inside. The size is O(B*H*Nk*d) (a packed copy of K and V, about the size of K and V
+ * themselves) plus O(threads * tile * head_dim): never O(Nq*Nk). If the
  * buffer is smaller than asked for, dk_attention uses as many threads as the buffer allows, and
  * fails only if it cannot hold one thread's tiles.
  */

@@ -71,6 +71,48 @@ static inline float nn_expf(float x) {
     return y;
 }
 
+/* 16-lane integer vector for masks and bit patterns (GCC vector comparisons yield 0 / -1). */
+typedef int32_t di16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+/* Lane select without C++'s vector ?: : m lanes all-ones take a, zero lanes take b. */
+static inline dv16 dv_select(di16 m, dv16 a, dv16 b) { return (dv16)(((di16)a & m) | ((di16)b & ~m)); }
+
+static inline float dv_hmax(dv16 v) {
+    float m = v[0];
+    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+static inline float dv_hsum(dv16 v) {
+    /* pairwise, a fixed order */
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) v[i] += v[i + w];
+    return v[0];
+}
+
+/* nn_expf on 16 lanes, the same arithmetic lane by lane (bit-identical to the scalar form). */
+static inline dv16 dv_exp(dv16 x) {
+    const dv16 hi = dv_set1(NN_EXP_HI), lo = dv_set1(NN_EXP_LO);
+    dv16 xc = dv_select(x > hi, hi, x);
+    xc = dv_select(xc < lo, lo, xc);
+    dv16 t = xc * 1.44269504088896341f + 12582912.0f;
+    dv16 n = t - 12582912.0f;
+    dv16 r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    dv16 p = dv_set1(1.0f / 5040.0f);
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    di16 e = ((di16)t - 0x4B400000 + 126) << 23;
+    dv16 y = p * (dv16)e * 2.0f;
+    y = dv_select(x < lo, dv_set1(0.0f), y);
+    y = dv_select(x > hi, dv_set1(__builtin_inff()), y);
+    return y;
+}
+
 /* 1 / (1 + exp(-x)); exp overflow gives 1/inf = 0, so large negative x is exact 0. */
 static inline float nn_sigmoidf(float x) { return 1.0f / (1.0f + nn_expf(-x)); }
 
