@@ -89,7 +89,8 @@ static inline float dv_hsum(dv16 v) {
     return v[0];
 }
 
-/* nn_expf on 16 lanes, the same arithmetic lane by lane (bit-identical to the scalar form). */
+/* nn_expf on 16 lanes: the same algorithm; may differ from the scalar form by 1 ulp where the
+ * compiler contracts a different multiply-add pair. */
 static inline dv16 dv_exp(dv16 x) {
     const dv16 hi = dv_set1(NN_EXP_HI), lo = dv_set1(NN_EXP_LO);
     dv16 xc = dv_select(x > hi, hi, x);

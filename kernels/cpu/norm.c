@@ -9,17 +9,20 @@
 
 #define NORM_CHUNK 1024
 
-/* sum of x[0..n) : f32 SIMD lanes per chunk, chunks added in double */
-static double sum_chunked(const float *x, size_t n) {
+/* mean of x[0..n): f32 SIMD lanes per chunk, chunks added in double, all relative to a shift
+ * (the first element) so the f32 partial sums hold deviations, not the VAE's 1e3-1e4 offsets whose
+ * rounding (ulp(2e5) = 0.016 per lane) would otherwise move the mean by ~1e-5 of the spread. */
+static double mean_shifted(const float *x, size_t n) {
+    const float shift = x[0];
     double tot = 0.0;
     for (size_t s = 0; s < n; s += NORM_CHUNK) {
         size_t e = s + NORM_CHUNK < n ? s + NORM_CHUNK : n;
         float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
-        for (size_t i = s; i < e; i++) acc += x[i];
+        for (size_t i = s; i < e; i++) acc += x[i] - shift;
         tot += acc;
     }
-    return tot;
+    return (double)shift + tot / (double)n;
 }
 
 /* sum of (x - m)^2 over x[0..n) */
@@ -43,7 +46,7 @@ static double sqdev_chunked(const float *x, size_t n, float m) {
  * the variance consistent with the values actually normalised. */
 static void groupnorm_block(float *yg, const float *xg, size_t cpg, size_t HW, size_t c0, const dk_groupnorm_params *p) {
     size_t L = cpg * HW;
-    double md = sum_chunked(xg, L) / (double)L;
+    double md = mean_shifted(xg, L);
     /* mean as hi + lo f32 pair: with |mean| ~ 1e4 and std ~ 1 (VAE) the f32 rounding of the mean
      * alone would be a 5e-4 error in every output; x - hi is exact (Sterbenz) near the mean */
     float mh = (float)md, ml = (float)(md - (double)mh);
@@ -117,7 +120,7 @@ void dk_layernorm(float *y, const float *x, size_t M, size_t D, float eps, const
         float mhi[LN_RB], mlo[LN_RB], rstd[LN_RB], ga[LN_CH], be[LN_CH];
         for (size_t r = r0; r < r1; r++) {
             const float *xr = x + r * D;
-            double md = sum_chunked(xr, D) / (double)D;
+            double md = mean_shifted(xr, D);
             float mh = (float)md, ml = (float)(md - (double)mh); /* hi/lo mean as in GroupNorm */
             double var = sqdev_chunked(xr, D, mh) / (double)D - (double)ml * ml;
             if (var < 0) var = 0;

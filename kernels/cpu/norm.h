@@ -5,7 +5,7 @@
  * the last dimension, and torch.softmax(dim=-1).
  *
  * Statistics are two-pass (mean first, then the mean of squared deviations) with f32 SIMD partial
- * sums over chunks of at most 1024 elements combined in double: the VAE's activations reach 1e3-1e4
+ * sums over chunks of at most 1024 elements combined in double, the first pass summing x - x[0]: the VAE's activations reach 1e3-1e4
  * with a comparatively small spread, where the one-pass E[x^2] - E[x]^2 loses every digit, and
  * chunked partial sums keep the f32 rounding error of the sums at ~1e-6 relative. Normalisation
  * computes ((x - mean_hi) - mean_lo) * (rstd * gamma) + beta, with the double mean split into two

@@ -46,12 +46,16 @@ void dk_silu_ref(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = (float)((double)x[i] / (1.0 + exp(-(double)x[i])));
 }
 void dk_gelu_ref(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = (float)(0.5 * x[i] * (1.0 + erf((double)x[i] / sqrt(2.0))));
+    /* 1 + erf(u) == erfc(-u) exactly in math; in double the left side cancels to nothing for
+     * x < -6, so the reference uses the right side */
+    for (size_t i = 0; i < n; i++) y[i] = (float)(0.5 * x[i] * erfc(-(double)x[i] / sqrt(2.0)));
 }
 void dk_gelu_tanh_ref(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double v = x[i];
-        y[i] = (float)(0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+        double u = sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v);
+        /* 1 + tanh(u) = 2 / (1 + exp(-2u)); the left side cancels in double for u < -10 */
+        y[i] = (float)(0.5 * v * (2.0 / (1.0 + exp(-2.0 * u))));
     }
 }
 void dk_quick_gelu_ref(float *y, const float *x, size_t n) {
@@ -71,7 +75,7 @@ void dk_geglu_ref(float *y, const float *x, size_t M, size_t F) {
     for (size_t m = 0; m < M; m++)
         for (size_t f = 0; f < F; f++) {
             double h = x[m * 2 * F + f], g = x[m * 2 * F + F + f];
-            y[m * F + f] = (float)(h * 0.5 * g * (1.0 + erf(g / sqrt(2.0))));
+            y[m * F + f] = (float)(h * 0.5 * g * erfc(-g / sqrt(2.0)));
         }
 }
 
