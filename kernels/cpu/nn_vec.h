@@ -114,6 +114,39 @@ static inline dv16 dv_exp(dv16 x) {
     return y;
 }
 
+static inline dv16 dv_sigmoid(dv16 x) { return 1.0f / (1.0f + dv_exp(-x)); }
+
+/* nn_erfcf on 16 lanes (same fit, same accuracy). */
+static inline dv16 dv_erfc(dv16 z) {
+    dv16 a = (dv16)((di16)z & 0x7fffffff);
+    dv16 t = 1.0f / (1.0f + 0.5f * a);
+    dv16 p = dv_set1(0.17087277f);
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    dv16 e = t * dv_exp(p - a * a);
+    return dv_select(z < 0.0f, 2.0f - e, e);
+}
+
+/* Apply a 16-lane function to y[0..n) = f(x[0..n)), the last partial vector through a zero-padded
+ * stack copy: every element takes the same vector arithmetic whatever n or the thread split. */
+#define DV_MAP_TAIL(y, x, n, VF)                                                                   \
+    do {                                                                                           \
+        size_t dv_full_ = (n) / 16 * 16, dv_rem_ = (n) - dv_full_;                                 \
+        if (dv_rem_) {                                                                             \
+            float dv_buf_[16] = {0};                                                               \
+            memcpy(dv_buf_, (x) + dv_full_, dv_rem_ * sizeof(float));                              \
+            dv_store(dv_buf_, VF(dv_load(dv_buf_)));                                               \
+            memcpy((y) + dv_full_, dv_buf_, dv_rem_ * sizeof(float));                              \
+        }                                                                                          \
+    } while (0)
+
 /* 1 / (1 + exp(-x)); exp overflow gives 1/inf = 0, so large negative x is exact 0. */
 static inline float nn_sigmoidf(float x) { return 1.0f / (1.0f + nn_expf(-x)); }
 

@@ -59,10 +59,19 @@ static void groupnorm_block(float *yg, const float *xg, size_t cpg, size_t HW, s
         const float *xs = xg + c * HW;
         float *ys = yg + c * HW;
         if (p->silu) {
-#pragma omp simd
-            for (size_t i = 0; i < HW; i++) {
-                float v = ((xs[i] - mh) - ml) * a + b;
-                ys[i] = v * nn_sigmoidf(v);
+            /* explicit 16 lanes: the exp and division make this loop compute-bound */
+            const dv16 vmh = dv_set1(mh), vml = dv_set1(ml), va = dv_set1(a), vb = dv_set1(b);
+            size_t i = 0;
+            for (; i + 16 <= HW; i += 16) {
+                dv16 v = ((dv_load(xs + i) - vmh) - vml) * va + vb;
+                dv_store(ys + i, v * dv_sigmoid(v));
+            }
+            if (i < HW) {
+                float buf[16] = {0};
+                memcpy(buf, xs + i, (HW - i) * sizeof(float));
+                dv16 v = ((dv_load(buf) - vmh) - vml) * va + vb;
+                dv_store(buf, v * dv_sigmoid(v));
+                memcpy(ys + i, buf, (HW - i) * sizeof(float));
             }
         } else {
 #pragma omp simd
