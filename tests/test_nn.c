@@ -14,7 +14,8 @@
  *   |                            |                       |   far negative tail [2.8e-6]                  |
  *   | add, mul, biases, concat,  | bit-equal             | one correctly rounded f32 op (or a copy)      |
  *   |   upsample                 |                       |                                               |
- *   | scale (x*s+t)              | rel 1.2e-7            | fused multiply-add vs double-then-round       |
+ *   | scale (x*s+t)              | max abs 2e-6          | one ulp of |x*s| <= 18: fused (native) or two |
+ *   |                            |                       |   roundings (PORTABLE) vs double; cancels     |
  *   | timestep embedding         | max abs 1e-5 vs torch | f32 sin/cos of arguments up to 1e3 rad        |
  *   | 1 vs 2 threads             | bit-equal             | fixed per-row / per-group order               |
  */
@@ -232,7 +233,7 @@ START_TEST(test_elementwise_exact) {
     dk_mul(y, a, b, n), dk_mul_ref(yr, a, b, n);
     ck_assert(memcmp(y, yr, n * 4) == 0);
     dk_scale(y, a, 0.18215f, 0.5f, n), dk_scale_ref(yr, a, 0.18215f, 0.5f, n);
-    check_rel("scale", y, yr, n, 1.2e-7, 1e-30);
+    DA_ASSERT_CLOSE("scale", y, yr, n, 0.9999999, 2e-6); /* |x*s| <= 18.2: one ulp is 1.9e-6 */
     for (int t = 0; t < 3; t++) {
         void *bias = make_w(C, (dk_wtype)t, 8 + t, -2, 2);
         dk_add_channel_bias(y, a, bias, (dk_wtype)t, N, C, HW), dk_add_channel_bias_ref(yr, a, bias, (dk_wtype)t, N, C, HW);

@@ -19,16 +19,22 @@
 #define DK_NN_VEC_H
 
 #pragma GCC optimize("fp-contract=fast")
+/* dv16 by value in static inline helpers only: the AVX-512 calling-convention note GCC gives for
+ * builds without AVX-512 (PORTABLE=1) concerns no real interface */
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 #include <stdint.h>
 #include <string.h>
 
+/* Always inlined: no dv16 ever crosses a real call boundary (see -Wpsabi above). */
+#define DV_INLINE static inline __attribute__((always_inline))
+
 /* 16 floats, unaligned access allowed, may alias float arrays. */
 typedef float dv16 __attribute__((vector_size(64), aligned(4), may_alias));
 
-static inline dv16 dv_load(const float *p) { return *(const dv16 *)p; }
-static inline void dv_store(float *p, dv16 v) { *(dv16 *)p = v; }
-static inline dv16 dv_set1(float s) { return (dv16){0} + s; }
+DV_INLINE dv16 dv_load(const float *p) { return *(const dv16 *)p; }
+DV_INLINE void dv_store(float *p, dv16 v) { *(dv16 *)p = v; }
+DV_INLINE dv16 dv_set1(float s) { return (dv16){0} + s; }
 
 static inline float nn_bits_to_f32(uint32_t u) {
     float f;
@@ -75,14 +81,14 @@ static inline float nn_expf(float x) {
 typedef int32_t di16 __attribute__((vector_size(64), aligned(4), may_alias));
 
 /* Lane select without C++'s vector ?: : m lanes all-ones take a, zero lanes take b. */
-static inline dv16 dv_select(di16 m, dv16 a, dv16 b) { return (dv16)(((di16)a & m) | ((di16)b & ~m)); }
+DV_INLINE dv16 dv_select(di16 m, dv16 a, dv16 b) { return (dv16)(((di16)a & m) | ((di16)b & ~m)); }
 
-static inline float dv_hmax(dv16 v) {
+DV_INLINE float dv_hmax(dv16 v) {
     float m = v[0];
     for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
     return m;
 }
-static inline float dv_hsum(dv16 v) {
+DV_INLINE float dv_hsum(dv16 v) {
     /* pairwise, a fixed order */
     for (int w = 8; w >= 1; w /= 2)
         for (int i = 0; i < w; i++) v[i] += v[i + w];
@@ -91,7 +97,7 @@ static inline float dv_hsum(dv16 v) {
 
 /* nn_expf on 16 lanes: the same algorithm; may differ from the scalar form by 1 ulp where the
  * compiler contracts a different multiply-add pair. */
-static inline dv16 dv_exp(dv16 x) {
+DV_INLINE dv16 dv_exp(dv16 x) {
     const dv16 hi = dv_set1(NN_EXP_HI), lo = dv_set1(NN_EXP_LO);
     dv16 xc = dv_select(x > hi, hi, x);
     xc = dv_select(xc < lo, lo, xc);
@@ -114,10 +120,10 @@ static inline dv16 dv_exp(dv16 x) {
     return y;
 }
 
-static inline dv16 dv_sigmoid(dv16 x) { return 1.0f / (1.0f + dv_exp(-x)); }
+DV_INLINE dv16 dv_sigmoid(dv16 x) { return 1.0f / (1.0f + dv_exp(-x)); }
 
 /* nn_erfcf on 16 lanes (same fit, same accuracy). */
-static inline dv16 dv_erfc(dv16 z) {
+DV_INLINE dv16 dv_erfc(dv16 z) {
     dv16 a = (dv16)((di16)z & 0x7fffffff);
     dv16 t = 1.0f / (1.0f + 0.5f * a);
     dv16 p = dv_set1(0.17087277f);

@@ -15,15 +15,15 @@
 #define OPS_PAR_MIN 32768
 
 /* 16-lane forms; the scalar identities are in ops.h. */
-static inline dv16 v_silu(dv16 x) { return x * dv_sigmoid(x); }
-static inline dv16 v_gelu(dv16 x) { return 0.5f * x * dv_erfc(x * -0.70710678118654752f); }
+DV_INLINE dv16 v_silu(dv16 x) { return x * dv_sigmoid(x); }
+DV_INLINE dv16 v_gelu(dv16 x) { return 0.5f * x * dv_erfc(x * -0.70710678118654752f); }
 /* 0.5 x (1 + tanh(u)) = x * sigmoid(2u): exact identity, and it keeps relative accuracy for
  * negative x where 1 + tanh(u) would cancel. */
-static inline dv16 v_gelu_tanh(dv16 x) {
+DV_INLINE dv16 v_gelu_tanh(dv16 x) {
     dv16 u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
     return x * dv_sigmoid(2.0f * u);
 }
-static inline dv16 v_quick_gelu(dv16 x) { return x * dv_sigmoid(1.702f * x); }
+DV_INLINE dv16 v_quick_gelu(dv16 x) { return x * dv_sigmoid(1.702f * x); }
 
 /* Whole vectors split across threads by vector index, the tail vector by the caller's thread:
  * explicit 16-lane code because GCC's auto-vectoriser picks 8 lanes on Zen 4 and these loops are
