@@ -296,9 +296,9 @@ static da_status st_parse(const unsigned char *buf, size_t len, da_st_file *f, d
             bool cut = i + 1 == f->n_tensors && sp->begin == prev_end;
             st = da_err_set(err, cut ? DA_ERR_TRUNCATED : DA_ERR_BOUNDS,
                             "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] %s the %" PRIu64
-                            "-byte data area",
-                            label, name, sp->begin, sp->end, cut ? "run past the end of (file truncated?)" : "lie outside",
-                            data_len);
+                            "-byte data area%s",
+                            label, name, sp->begin, sp->end, cut ? "run past the end of" : "lie outside", data_len,
+                            cut ? " (file truncated?)" : "");
             goto done;
         }
         if (sp->begin < prev_end) {
