@@ -1,0 +1,163 @@
+/* backend.h - the compute backend seen by the network code: a table of operations filled by each
+ * backend (CPU today: kernels/cpu; CUDA: kernels/cuda), chosen at run time.
+ *
+ * Networks never call kernels directly. They call the da_op_* wrappers below on buffers from a
+ * da_arena and weights from a binder (weights.h). Two passes per shape:
+ *   1. planning (da_backend_plan + da_arena_plan): every op only records the scratch it would need
+ *      and computes nothing, so placeholder buffers are never touched;
+ *   2. da_backend_commit + da_arena_commit allocate once, then the same forward runs for real.
+ * Errors are sticky: the first failing op stores its status and message in the backend and every
+ * later op returns at once, so forwards are straight-line code that checks be->st at the end.
+ *
+ * Buffers are backend memory (host memory for the CPU backend, device memory for CUDA); host
+ * data enters and leaves only through da_op_upload / da_op_download.
+ */
+#ifndef DA_BACKEND_H
+#define DA_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attention.h"
+#include "conv.h"
+#include "diffaug.h"
+#include "kcommon.h"
+#include "norm.h"
+#include "ops.h"
+
+/* A weight as the network sees it: storage type, shape (PyTorch order) and data in that type.
+ * 16-bit weights stay 16-bit; kernels convert while packing. */
+typedef struct da_w {
+    const void *p;
+    dk_wtype t;
+    int rank;
+    int64_t shape[4];
+} da_w;
+
+typedef enum da_act { DA_ACT_SILU, DA_ACT_GELU, DA_ACT_GELU_TANH, DA_ACT_QUICK_GELU } da_act;
+
+typedef struct da_backend da_backend;
+
+typedef struct da_backend_ops {
+    const char *name;
+    /* scratch bytes the op needs for a shape (queried while planning) */
+    size_t (*linear_ws)(int M, int N, int K);
+    size_t (*conv2d_ws)(const dk_conv2d *s);
+    size_t (*attention_ws)(const dk_attn_params *p);
+    /* y[M,N] = x[M,K] W[N,K]^T + bias[N] */
+    da_status (*linear)(da_backend *be, int M, int N, int K, const float *x, const da_w *w, const float *bias,
+                        float *y);
+    /* y = conv(x, w) + bias, NCHW */
+    da_status (*conv2d)(da_backend *be, const dk_conv2d *s, const float *x, const da_w *w, const float *bias,
+                        float *y);
+    /* softmax(Q K^T scale) V, layouts and strides as dk_attn_params */
+    da_status (*attention)(da_backend *be, const dk_attn_params *p, const float *q, const float *k, const float *v,
+                           float *o);
+    void (*groupnorm)(da_backend *be, float *y, const float *x, const dk_groupnorm_params *p);
+    void (*layernorm)(da_backend *be, float *y, const float *x, size_t M, size_t D, float eps, const float *gamma,
+                      const float *beta);
+    void (*act)(da_backend *be, da_act kind, float *y, const float *x, size_t n);
+    void (*geglu)(da_backend *be, float *y, const float *x, size_t M, size_t F);
+    void (*add)(da_backend *be, float *y, const float *a, const float *b, size_t n);
+    void (*mul)(da_backend *be, float *y, const float *a, const float *b, size_t n);
+    void (*scale)(da_backend *be, float *y, const float *x, float s, float t, size_t n);
+    void (*add_channel_bias)(da_backend *be, float *y, const float *x, const float *bias, size_t N, size_t C,
+                             size_t HW);
+    void (*add_row)(da_backend *be, float *y, const float *x, const float *row, size_t M, size_t N);
+    void (*upsample2x)(da_backend *be, float *y, const float *x, size_t N, size_t C, size_t H, size_t W);
+    void (*concat_channels)(da_backend *be, float *y, const float *a, size_t Ca, const float *b, size_t Cb, size_t N,
+                            size_t HW);
+    void (*timestep_embedding)(da_backend *be, float *y, const float *t, size_t B, const dk_temb_params *p);
+    /* y[b, n, m] = x[b, m, n] for b < B (NCHW <-> (B, HW, C)) */
+    void (*transpose)(da_backend *be, float *y, const float *x, size_t B, size_t M, size_t N);
+    /* y[i, :] = table[ids[i], :] (ids in host memory), table [rows, D] of any weight type */
+    void (*gather_rows)(da_backend *be, float *y, const da_w *table, const int32_t *ids, size_t n, size_t D);
+    void (*copy)(da_backend *be, float *dst, const float *src, size_t n);
+    void (*upload)(da_backend *be, float *dst, const float *host, size_t n);
+    void (*download)(da_backend *be, float *host, const float *src, size_t n);
+} da_backend_ops;
+
+struct da_backend {
+    const da_backend_ops *ops;
+    bool planning;
+    size_t ws_need; /* largest scratch any op asked for while planning */
+    void *ws;
+    size_t ws_bytes;
+    da_status st;   /* first error (sticky) */
+    da_error err;
+};
+
+/* The CPU backend (always present). */
+da_backend *da_backend_cpu_new(void);
+void da_backend_free(da_backend *be);
+/* Start a planning pass (clears the recorded scratch need, keeps any allocated scratch). */
+void da_backend_plan(da_backend *be);
+/* Allocate scratch for what planning recorded and switch to computing. */
+da_status da_backend_commit(da_backend *be, da_error *err);
+/* Take the first error: returns be->st and copies its message into err, then clears it. */
+da_status da_backend_take_error(da_backend *be, da_error *err);
+/* Record an error from network code (shape checks), sticky like an op's. */
+da_status da_backend_fail(da_backend *be, da_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- the wrappers networks call ---------------------------------------------------------------- */
+static inline bool da_op_skip(da_backend *be) { return be->st != DA_OK || be->planning; }
+static inline void da_op_need(da_backend *be, size_t bytes) {
+    if (bytes > be->ws_need) be->ws_need = bytes;
+}
+
+static inline void da_op_linear(da_backend *be, int M, int N, int K, const float *x, const da_w *w,
+                                const float *bias, float *y) {
+    if (be->planning) da_op_need(be, be->ops->linear_ws(M, N, K));
+    if (da_op_skip(be)) return;
+    be->ops->linear(be, M, N, K, x, w, bias, y);
+}
+static inline void da_op_conv2d(da_backend *be, const dk_conv2d *s, const float *x, const da_w *w,
+                                const float *bias, float *y) {
+    if (be->planning) da_op_need(be, be->ops->conv2d_ws(s));
+    if (da_op_skip(be)) return;
+    be->ops->conv2d(be, s, x, w, bias, y);
+}
+static inline void da_op_attention(da_backend *be, const dk_attn_params *p, const float *q, const float *k,
+                                   const float *v, float *o) {
+    if (be->planning) da_op_need(be, be->ops->attention_ws(p));
+    if (da_op_skip(be)) return;
+    be->ops->attention(be, p, q, k, v, o);
+}
+#define DA_OP_FORWARD(name, params, args)                                                                        \
+    static inline void da_op_##name params {                                                                     \
+        if (da_op_skip(be)) return;                                                                              \
+        be->ops->name args;                                                                                      \
+    }
+DA_OP_FORWARD(groupnorm, (da_backend * be, float *y, const float *x, const dk_groupnorm_params *p), (be, y, x, p))
+DA_OP_FORWARD(layernorm,
+              (da_backend * be, float *y, const float *x, size_t M, size_t D, float eps, const float *g,
+               const float *b),
+              (be, y, x, M, D, eps, g, b))
+DA_OP_FORWARD(act, (da_backend * be, da_act kind, float *y, const float *x, size_t n), (be, kind, y, x, n))
+DA_OP_FORWARD(geglu, (da_backend * be, float *y, const float *x, size_t M, size_t F), (be, y, x, M, F))
+DA_OP_FORWARD(add, (da_backend * be, float *y, const float *a, const float *b, size_t n), (be, y, a, b, n))
+DA_OP_FORWARD(mul, (da_backend * be, float *y, const float *a, const float *b, size_t n), (be, y, a, b, n))
+DA_OP_FORWARD(scale, (da_backend * be, float *y, const float *x, float s, float t, size_t n), (be, y, x, s, t, n))
+DA_OP_FORWARD(add_channel_bias,
+              (da_backend * be, float *y, const float *x, const float *bias, size_t N, size_t C, size_t HW),
+              (be, y, x, bias, N, C, HW))
+DA_OP_FORWARD(add_row, (da_backend * be, float *y, const float *x, const float *row, size_t M, size_t N),
+              (be, y, x, row, M, N))
+DA_OP_FORWARD(upsample2x, (da_backend * be, float *y, const float *x, size_t N, size_t C, size_t H, size_t W),
+              (be, y, x, N, C, H, W))
+DA_OP_FORWARD(concat_channels,
+              (da_backend * be, float *y, const float *a, size_t Ca, const float *b, size_t Cb, size_t N, size_t HW),
+              (be, y, a, Ca, b, Cb, N, HW))
+DA_OP_FORWARD(timestep_embedding, (da_backend * be, float *y, const float *t, size_t B, const dk_temb_params *p),
+              (be, y, t, B, p))
+DA_OP_FORWARD(transpose, (da_backend * be, float *y, const float *x, size_t B, size_t M, size_t N),
+              (be, y, x, B, M, N))
+DA_OP_FORWARD(gather_rows, (da_backend * be, float *y, const da_w *table, const int32_t *ids, size_t n, size_t D),
+              (be, y, table, ids, n, D))
+DA_OP_FORWARD(copy, (da_backend * be, float *dst, const float *src, size_t n), (be, dst, src, n))
+DA_OP_FORWARD(upload, (da_backend * be, float *dst, const float *host, size_t n), (be, dst, host, n))
+DA_OP_FORWARD(download, (da_backend * be, float *host, const float *src, size_t n), (be, host, src, n))
+#undef DA_OP_FORWARD
+
+#endif

@@ -1,0 +1,110 @@
+/* weights.c - canonical-name weight binding (see weights.h). */
+#include "weights.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+void da_binder_init(da_binder *b, const da_model_file *m, da_component comp) {
+    memset(b, 0, sizeof *b);
+    b->m = m;
+    b->comp = comp;
+}
+
+static void *own(da_binder *b, size_t bytes) {
+    if (b->n_owned == b->cap_owned) {
+        size_t cap = b->cap_owned ? b->cap_owned * 2 : 64;
+        void **p = realloc(b->owned, cap * sizeof *p);
+        if (!p) return NULL;
+        b->owned = p;
+        b->cap_owned = cap;
+    }
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p) b->owned[b->n_owned++] = p;
+    return p;
+}
+
+static const da_st_tensor *lookup(da_binder *b, const char *name) {
+    const da_tensor_spec *t = da_spec_find(b->m->spec, b->comp, name);
+    const da_st_tensor *ft = t ? da_model_tensor(b->m, t) : NULL;
+    if (!ft) {
+        da_err_set(&b->err, DA_ERR_NOT_FOUND, "%s: %s tensor '%s' is not in the model", b->m->path,
+                   da_component_name(b->comp), name);
+        b->st = DA_ERR_NOT_FOUND;
+        return NULL;
+    }
+    if (ft->dtype != DA_F32 && ft->dtype != DA_F16 && ft->dtype != DA_BF16) {
+        da_err_set(&b->err, DA_ERR_DTYPE, "%s: %s tensor '%s' has dtype %s (expected F32, F16 or BF16)", b->m->path,
+                   da_component_name(b->comp), name, da_dtype_name(ft->dtype));
+        b->st = DA_ERR_DTYPE;
+        return NULL;
+    }
+    return ft;
+}
+
+static da_w view_of(da_binder *b, const da_st_tensor *ft) {
+    da_w w = {0};
+    w.t = ft->dtype == DA_F32 ? DK_F32 : ft->dtype == DA_F16 ? DK_F16 : DK_BF16;
+    w.rank = ft->rank > 4 ? 4 : ft->rank;
+    for (int i = 0; i < w.rank; i++) w.shape[i] = ft->shape[i];
+    size_t align = dk_wtype_size(w.t);
+    if ((uintptr_t)ft->data % align == 0) {
+        w.p = ft->data;
+        b->bytes_mapped += ft->nbytes;
+        return w;
+    }
+    void *copy = own(b, ft->nbytes);
+    if (!copy) {
+        b->st = da_err_set(&b->err, DA_ERR_NOMEM, "%s: out of memory copying '%s'", b->m->path, ft->name);
+        return (da_w){0};
+    }
+    memcpy(copy, ft->data, ft->nbytes);
+    b->bytes_copied += ft->nbytes;
+    w.p = copy;
+    return w;
+}
+
+da_w da_bind(da_binder *b, const char *fmt, ...) {
+    if (b->st) return (da_w){0};
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const da_st_tensor *ft = lookup(b, name);
+    return ft ? view_of(b, ft) : (da_w){0};
+}
+
+const float *da_bind_f32(da_binder *b, const char *fmt, ...) {
+    if (b->st) return NULL;
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const da_st_tensor *ft = lookup(b, name);
+    if (!ft) return NULL;
+    if (ft->dtype == DA_F32 && (uintptr_t)ft->data % 4 == 0) {
+        b->bytes_mapped += ft->nbytes;
+        return ft->data;
+    }
+    float *out = own(b, ft->numel * sizeof(float));
+    if (!out) {
+        b->st = da_err_set(&b->err, DA_ERR_NOMEM, "%s: out of memory converting '%s'", b->m->path, name);
+        return NULL;
+    }
+    da_convert_to_f32(ft->dtype, ft->data, out, ft->numel);
+    b->bytes_copied += ft->numel * sizeof(float);
+    return out;
+}
+
+void da_binder_release(da_binder *b) {
+    for (size_t i = 0; i < b->n_owned; i++) free(b->owned[i]);
+    free(b->owned);
+    b->owned = NULL;
+    b->n_owned = b->cap_owned = 0;
+}
