@@ -238,6 +238,7 @@ da_status da_fractal_render(const da_fractal_opts *o, uint64_t k, da_image *out,
         da_image_free(&im);
         return da_err_set(err, DA_ERR_NOMEM, "fractal %llu: out of memory for a %dx%d histogram", (unsigned long long)k, S, S);
     }
+    fl->n = 0;
     double cov = 0, cstd = 0;
     int a;
     for (a = 0; a < o->max_attempts; a++) {

@@ -3,13 +3,14 @@
  * DiffCoRe-Mix's pixel and patch mixing (ours). */
 #include "augment/mix.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-/* Keep float expressions exactly as written (no fused multiply-add): the results must match the
- * numpy code bit for bit before truncation. -std=c11 already implies -ffp-contract=off in GCC. */
-#pragma STDC FP_CONTRACT OFF
+/* Float expressions must stay exactly as written (no fused multiply-add) to match the numpy code
+ * bit for bit before truncation: the Makefile's -std=c11 implies -ffp-contract=off in GCC, and each
+ * product is stored in a named variable before the sum. */
 
 static da_status same_size(const char *what, const da_image *a, const da_image *b, da_error *err) {
     if (!a || !b || !a->data || !b->data)
@@ -57,8 +58,9 @@ da_status da_dmix_hybrid(const da_image *I, const da_image *G, da_orient orient,
             for (int c = 0; c < 3; c++) {
                 size_t p = ((size_t)y * w + x) * 3 + c;
                 float fi = (float)I->data[p] / 255.0f, fg = (float)G->data[p] / 255.0f;
-                double v = (1.0 - mk) * (double)fi + mk * (double)fg;
-                v = v * 255.0;
+                double a = (1.0 - mk) * (double)fi;
+                double b = mk * (double)fg;
+                double v = (a + b) * 255.0;
                 out.data[p] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : v);
             }
         }
