@@ -9,6 +9,11 @@
 static const cli_command commands[] = {
     {"devices", "list the compute backends and GPUs this build can use", cmd_devices},
     {"tokenize", "CLIP token ids of prompts, as transformers' CLIPTokenizer gives them", cmd_tokenize},
+    {"fractals", "write the procedural fractal set DiffuseMix blends (seeded, deterministic)", cmd_fractals},
+    {"manifest", "merge shard manifests deterministically; summarise a manifest", cmd_manifest},
+    {"mkdataset", "write a small synthetic ImageFolder dataset of procedural shapes", cmd_mkdataset},
+    {"sheet", "a contact-sheet PNG grid of images", cmd_sheet},
+    {"hash", "SHA-256 of files, as the manifest records model files", cmd_hash},
 };
 
 static void usage(FILE *fp) {
