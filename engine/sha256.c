@@ -115,6 +115,15 @@ int da_sha256_uses_hw(void) {
     return hw_state;
 }
 
+void da_sha256_set_hw(int on) {
+#ifdef DA_SHA_X86
+    hw_state = on ? have_sha_ni() : 0;
+#else
+    (void)on;
+    hw_state = 0;
+#endif
+}
+
 static void blocks(uint32_t h[8], const uint8_t *p, size_t n) {
 #ifdef DA_SHA_X86
     if (da_sha256_uses_hw()) {

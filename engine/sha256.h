@@ -27,5 +27,8 @@ void da_sha256_hex(const uint8_t digest[32], char hex[65]);
 da_status da_sha256_file(const char *path, uint8_t digest[32], da_error *err);
 /* Whether the hardware (SHA-NI) block function is in use. */
 int da_sha256_uses_hw(void);
+/* Force the portable block function (on = 0) or allow SHA-NI again when present (on = 1); for tests
+ * and benchmarks. Environment DIFFAUG_SHA256_PORTABLE=1 does the same at start-up. */
+void da_sha256_set_hw(int on);
 
 #endif
