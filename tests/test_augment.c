@@ -209,7 +209,6 @@ START_TEST(test_dmix_hybrid_blend) {
                 for (int k = 0; k < n; k++) m[k] = k < n / 2 ? 0.0 : 1.0;
             else
                 numpy_mask(n, m);
-            size_t n_off_by_one = 0;
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
                     for (int c = 0; c < 3; c++) {
@@ -225,10 +224,11 @@ START_TEST(test_dmix_hybrid_blend) {
                         uint8_t want = (uint8_t)v;
                         ck_assert_msg(H.data[p] == want, "orient %d variant %d (%d,%d,%d): %d vs %d", orient, variant, x,
                                       y, c, H.data[p], want);
-                        if (mk == 0.0) n_off_by_one += H.data[p] != I.data[p];
+                        /* x / 255 in float32 times 255 in float64 is exactly x again for every byte, so the
+                         * pure halves are copies (the truncation loses nothing there) */
+                        if (mk == 0.0) ck_assert_int_eq(H.data[p], I.data[p]);
+                        if (mk == 1.0) ck_assert_int_eq(H.data[p], G.data[p]);
                     }
-            /* with the mask at 0 the truncation of x/255*255 loses at most 1 */
-            (void)n_off_by_one;
             /* the ordering rule: the original fills the first half (code), the generated image with the flag */
             size_t p0 = 0, plast = ((size_t)(h - 1) * w + (w - 1)) * 3;
             if (variant != 1) {
@@ -413,7 +413,9 @@ START_TEST(test_fractal_deterministic) {
     for (int k = 0; k < 3; k++) {
         char name[64];
         da_fractal_name((uint64_t)k, name, sizeof name);
-        ck_assert_str_eq(k == 0 ? name : "fractal_00000.png", k == 0 ? "fractal_00000.png" : "fractal_00000.png");
+        char want_name[64];
+        snprintf(want_name, sizeof want_name, "fractal_0000%d.png", k);
+        ck_assert_str_eq(name, want_name);
         char *p1 = da_path_join(d1, name), *p2 = da_path_join(d2, name), *x1, *x2;
         size_t l1, l2;
         ck_assert_int_eq(da_read_file(p1, &x1, &l1, &err), DA_OK);
@@ -440,7 +442,6 @@ START_TEST(test_fractal_quality) {
     da_fractal_opts_init(&o);
     o.size = 64, o.seed = 2024;
     da_error err;
-    int redrawn = 0;
     for (uint64_t k = 0; k < 24; k++) {
         da_image im = {0};
         da_fractal_info info;
@@ -458,23 +459,26 @@ START_TEST(test_fractal_quality) {
         ck_assert_msg(sqrt(var) >= 20.0, "fractal %d: colour std %.2f", (int)k, sqrt(var));
         ck_assert(fabs(info.coverage - (double)lit / n) < 1e-12 && fabs(info.color_std - sqrt(var)) < 1e-6);
         ck_assert(info.n_maps >= 2 && info.n_maps <= 8);
-        redrawn += info.attempts > 1;
         da_image_free(&im);
     }
-    /* the redraw path is exercised: with thresholds this strict some first draws fail */
+    /* the redraw path: with a 60% coverage floor, redraws happen and the result meets the floor */
     da_fractal_opts strict = o;
     strict.min_coverage = 0.6, strict.max_attempts = 200;
     da_image im = {0};
     da_fractal_info info;
-    ck_assert_int_eq(da_fractal_render(&strict, 0, &im, &info, &err), DA_OK);
-    double cov, cstd;
-    da_fractal_stats(&im, &cov, &cstd);
-    ck_assert(cov >= 0.6);
-    da_image_free(&im);
+    int redrawn = 0;
+    for (uint64_t k = 0; k < 8; k++) {
+        ck_assert_int_eq(da_fractal_render(&strict, k, &im, &info, &err), DA_OK);
+        double cov, cstd;
+        da_fractal_stats(&im, &cov, &cstd);
+        ck_assert(cov >= 0.6);
+        redrawn += info.attempts > 1;
+        da_image_free(&im);
+    }
+    ck_assert_int_gt(redrawn, 0);
     strict.min_coverage = 1.01, strict.max_attempts = 2;
     ck_assert_int_eq(da_fractal_render(&strict, 0, &im, &info, &err), DA_ERR_UNSUPPORTED);
     ck_assert_ptr_null(im.data);
-    (void)redrawn;
     o.size = 4;
     ck_assert_int_eq(da_fractal_render(&o, 0, &im, NULL, &err), DA_ERR_INVALID_ARG);
 }
