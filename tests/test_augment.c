@@ -583,6 +583,48 @@ START_TEST(test_dataset_scan) {
             for (size_t j = i + 1; j < ds->n_images; j++) ck_assert(ds->images[i].id != ds->images[j].id);
         da_dataset_free(ds);
     }
+    /* output stems: a.png + a.jpg in one class fall back to the full name; other classes unaffected */
+    {
+        char *png2;
+        size_t l2;
+        snprintf(path, sizeof path, "%s/003.Yellow_triangles/img_000.png", root);
+        ck_assert_int_eq(da_read_file(path, &png2, &l2, &err), DA_OK);
+        snprintf(path, sizeof path, "%s/003.Yellow_triangles/img_000.jpg.png", root);
+        ck_assert_int_eq(da_write_file_atomic(path, png2, l2, &err), DA_OK);
+        snprintf(path, sizeof path, "%s/003.Yellow_triangles/img_000.jpg", root);
+        ck_assert_int_eq(da_write_file_atomic(path, png2, l2, &err), DA_OK); /* PNG content, .jpg name */
+        free(png2);
+        da_dataset *d2;
+        ck_assert_int_eq(da_dataset_scan(root, NULL, &d2, &err), DA_OK);
+        const char *want_stem[][2] = {{"001.Red_circles/img_000.png", "img_000"},
+                                      {"003.Yellow_triangles/img_000.jpg", "img_000_jpg"},
+                                      {"003.Yellow_triangles/img_000.png", "img_000_png"},
+                                      {"003.Yellow_triangles/img_000.jpg.png", "img_000.jpg"},
+                                      {"003.Yellow_triangles/img_001.jpg", "img_001"}};
+        for (size_t t = 0; t < sizeof want_stem / sizeof want_stem[0]; t++) {
+            size_t i = 0;
+            while (i < d2->n_images && strcmp(d2->images[i].rel, want_stem[t][0])) i++;
+            ck_assert_msg(i < d2->n_images, "%s not scanned", want_stem[t][0]);
+            ck_assert_str_eq(d2->images[i].stem, want_stem[t][1]);
+            if (t >= 1 && t <= 3) ck_assert_int_eq(d2->images[i].format, DA_IMAGE_PNG); /* sniffed, not named */
+        }
+        da_dataset_free(d2);
+    }
+    const char *tags[][2] = {{"a sketch with crayon", "a_sketch_with_crayon"}, {"ukiyo-e", "ukiyo-e"},
+                             {"  Autumn!! ", "Autumn"}, {"../x/..", "x"}, {"", "empty"}, {"\xc3\xa9t\xc3\xa9", "t"}};
+    for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+        char *g = da_name_tag(tags[t][0]);
+        ck_assert_str_eq(g, tags[t][1]);
+        free(g);
+    }
+    char *on = da_output_name("001.Red_circles", "img_000", "watercolor art", 0, "png");
+    ck_assert_str_eq(on, "001.Red_circles/img_000_watercolor_art_0.png");
+    free(on);
+    char sg[32];
+    da_sgid_tag(0.5, sg, sizeof sg);
+    on = da_output_name("c", "s", sg, 2, "jpg");
+    ck_assert_str_eq(on, "c/s_sgid_0.5_2.jpg");
+    free(on);
     /* labels */
     const char *lab[][2] = {{"001.Black_footed_Albatross", "Black footed Albatross"},
                             {"n01440764", "n01440764"},

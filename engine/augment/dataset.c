@@ -27,6 +27,8 @@ const char *da_problem_name(da_problem_kind k) {
     return "unknown";
 }
 
+static da_status assign_stems(da_dataset *ds);
+
 void da_scan_opts_init(da_scan_opts *o) { o->verify = true; }
 
 char *da_class_label(const char *folder) {
@@ -196,7 +198,8 @@ static int cmp_id(const void *a, const void *b) {
 void da_dataset_free(da_dataset *ds) {
     if (!ds) return;
     for (size_t i = 0; i < ds->n_classes; i++) free(ds->classes[i].name), free(ds->classes[i].label);
-    for (size_t i = 0; i < ds->n_images; i++) free(ds->images[i].rel), free(ds->images[i].path);
+    for (size_t i = 0; i < ds->n_images; i++)
+        free(ds->images[i].rel), free(ds->images[i].path), free(ds->images[i].stem);
     for (size_t i = 0; i < ds->n_problems; i++) free(ds->problems[i].path), free(ds->problems[i].msg);
     free(ds->classes), free(ds->images), free(ds->problems), free(ds->root);
     free(ds);
@@ -309,6 +312,7 @@ da_status da_dataset_scan(const char *root, const da_scan_opts *opts, da_dataset
                 goto nomem;
         }
     }
+    if (assign_stems(ds) != DA_OK) goto nomem;
     /* empty classes: first = index where the next class starts, so ranges stay ordered */
     for (size_t ci = ds->n_classes; ci-- > 0;)
         if (ds->classes[ci].count == 0)
@@ -325,6 +329,88 @@ nomem:
     da_dataset_free(ds);
     return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory scanning the dataset", root);
 }
+
+/* ---- output names ------------------------------------------------------------------------------ */
+
+static int cmp_stem_ref(const void *a, const void *b) {
+    const da_ds_image *const *x = a, *const *y = b;
+    int c = strcmp((*x)->stem, (*y)->stem);
+    return c ? c : strcmp((*x)->rel, (*y)->rel);
+}
+
+/* stem = name minus its extension; stems shared inside a class fall back to the name with '_' */
+static da_status assign_stems(da_dataset *ds) {
+    for (size_t i = 0; i < ds->n_images; i++) {
+        const char *slash = strrchr(ds->images[i].rel, '/');
+        const char *name = slash ? slash + 1 : ds->images[i].rel;
+        const char *dot = strrchr(name, '.');
+        size_t n = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+        if (!(ds->images[i].stem = strndup(name, n))) return DA_ERR_NOMEM;
+    }
+    for (size_t c = 0; c < ds->n_classes; c++) {
+        size_t first = ds->classes[c].first, cnt = ds->classes[c].count;
+        if (cnt < 2) continue;
+        da_ds_image **ref = malloc(cnt * sizeof *ref);
+        bool *dup = calloc(cnt, sizeof *dup);
+        if (!ref || !dup) {
+            free(ref), free(dup);
+            return DA_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < cnt; i++) ref[i] = &ds->images[first + i];
+        qsort(ref, cnt, sizeof *ref, cmp_stem_ref);
+        for (size_t i = 1; i < cnt; i++)
+            if (!strcmp(ref[i]->stem, ref[i - 1]->stem)) dup[i] = dup[i - 1] = true;
+        for (size_t i = 0; i < cnt; i++) {
+            if (!dup[i]) continue;
+            const char *slash = strrchr(ref[i]->rel, '/');
+            char *full = strdup(slash ? slash + 1 : ref[i]->rel);
+            if (!full) {
+                free(ref), free(dup);
+                return DA_ERR_NOMEM;
+            }
+            for (char *p = full; *p; p++)
+                if (*p == '.') *p = '_';
+            free(ref[i]->stem);
+            ref[i]->stem = full;
+        }
+        free(ref), free(dup);
+    }
+    return DA_OK;
+}
+
+char *da_name_tag(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(n + 6);
+    if (!out) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 64; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-';
+        if (ok) out[k++] = (char)ch;
+        else if (k > 0 && out[k - 1] != '_') out[k++] = '_';
+    }
+    while (k > 0 && (out[k - 1] == '_' || out[k - 1] == '.')) k--;
+    size_t lead = 0;
+    while (lead < k && (out[lead] == '.' || out[lead] == '_')) lead++;
+    memmove(out, out + lead, k - lead);
+    k -= lead;
+    if (k == 0) {
+        strcpy(out, "empty");
+        return out;
+    }
+    out[k] = 0;
+    return out;
+}
+
+char *da_output_name(const char *class_name, const char *stem, const char *tag, unsigned k, const char *ext) {
+    char *t = da_name_tag(tag ? tag : "");
+    char *out = NULL;
+    if (t && asprintf(&out, "%s/%s_%s_%u.%s", class_name, stem, t, k, ext) < 0) out = NULL;
+    free(t);
+    return out;
+}
+
+void da_sgid_tag(double strength, char *buf, size_t cap) { snprintf(buf, cap, "sgid_%g", strength); }
 
 /* ---- output folder check ----------------------------------------------------------------------- */
 

@@ -44,6 +44,8 @@ typedef struct da_ds_image {
     char *path;         /* root joined with rel */
     int cls;            /* index into classes */
     uint64_t id;        /* see above */
+    char *stem;         /* output stem: the file name without its extension, or, when another file of
+                         * the class has the same stem (a.png + a.jpg), the name with '.' -> '_' (a_png) */
     int w, h;           /* 0 when the scan did not decode (verify = false) */
     da_image_format format;
 } da_ds_image;
@@ -87,6 +89,18 @@ uint64_t da_image_id(const char *rel);
  * and, for an output that does not exist yet, its deepest existing ancestor). DA_ERR_INVALID_ARG
  * with a message naming both paths. The input must exist. */
 da_status da_check_output_dir(const char *input, const char *output, da_error *err);
+
+/* ---- output names (METHODS.md 1 step 9 and 3 step 6) ---------------------------------------------- */
+
+/* A prompt or tag made safe for a file name: every byte outside [A-Za-z0-9.-] becomes '_', runs of
+ * '_' collapse, leading/trailing '_' and '.' are dropped, at most 64 bytes are kept; "" becomes
+ * "empty". "a sketch with crayon" -> "a_sketch_with_crayon", "ukiyo-e" -> "ukiyo-e". malloc'd. */
+char *da_name_tag(const char *s);
+/* "<class>/<stem>_<tag>_<k>.<ext>" (tag passed through da_name_tag). DiffuseMix: tag = prompt,
+ * under blended/ (and generated/, concatenated/); SGID: tag = da_sgid_tag(r). malloc'd. */
+char *da_output_name(const char *class_name, const char *stem, const char *tag, unsigned k, const char *ext);
+/* SGID's "sgid_<r>" with r printed as the shortest "%g" form (0.5 -> "sgid_0.5"). */
+void da_sgid_tag(double strength, char *buf, size_t cap);
 
 /* ---- sharding ---------------------------------------------------------------------------------- */
 
