@@ -852,6 +852,13 @@ START_TEST(test_manifest_roundtrip_resume) {
     free(txt), free(sp);
     da_summary_free(&s);
     da_manifest_free(&m);
+    char line[128];
+    da_progress_format(37, 120, 29.6, line, sizeof line);
+    ck_assert_str_eq(line, "37/120 units (30.8%), 1.25 units/s, ETA 00:01:06");
+    da_progress_format(0, 10, 1.0, line, sizeof line);
+    ck_assert_str_eq(line, "0/10 units (0.0%), 0.00 units/s, ETA --:--:--");
+    da_progress_format(1, 4000000, 3600.0, line, sizeof line);
+    ck_assert_str_eq(line, "1/4000000 units (0.0%), 0.00 units/s, ETA 99:59:59");
     free(mpath);
     da_rmtree(dir);
     free(dir);

@@ -395,3 +395,19 @@ void da_summary_free(da_summary *s) {
     free(s->c);
     memset(s, 0, sizeof *s);
 }
+
+/* ---- progress ---------------------------------------------------------------------------------- */
+
+void da_progress_format(uint64_t done, uint64_t total, double elapsed_s, char *buf, size_t cap) {
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    double rate = elapsed_s > 0 ? (double)done / elapsed_s : 0.0;
+    if (done == 0 || rate <= 0 || done > total) {
+        snprintf(buf, cap, "%" PRIu64 "/%" PRIu64 " units (%.1f%%), %.2f units/s, ETA --:--:--", done, total, pct, rate);
+        return;
+    }
+    double eta = (double)(total - done) / rate;
+    if (eta > 359999) eta = 359999;
+    long s = (long)(eta + 0.5);
+    snprintf(buf, cap, "%" PRIu64 "/%" PRIu64 " units (%.1f%%), %.2f units/s, ETA %02ld:%02ld:%02ld", done, total, pct, rate,
+             s / 3600, s / 60 % 60, s % 60);
+}

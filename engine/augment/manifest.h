@@ -122,4 +122,11 @@ da_status da_summary_from_manifest(da_summary *s, const da_manifest *m, da_error
 da_status da_summary_write(const char *path, const da_summary *s, const char *recipe, double wall_s, da_error *err);
 void da_summary_free(da_summary *s);
 
+/* ---- progress ---------------------------------------------------------------------------------- */
+
+/* The progress line of METHODS.md section 4, e.g. "37/120 units (30.8%), 1.25 units/s, ETA 00:01:06"
+ * ("ETA --:--:--" before the first unit is done). done counts the units processed in this run,
+ * total the units this run will process (resume-skipped ones excluded). */
+void da_progress_format(uint64_t done, uint64_t total, double elapsed_s, char *buf, size_t cap);
+
 #endif
