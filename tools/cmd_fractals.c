@@ -15,12 +15,12 @@ static void usage(FILE *fp) {
             "  --size S      side in pixels (default 256, DiffuseMix's resolution)\n"
             "  --seed SEED   global seed (default 0); image K depends only on (SEED, K)\n"
             "  --first K     index of the first image (default 0)\n"
-            "  --iters I     chaos-game samples per pixel (default 24)\n"
+            "  --iters I     chaos-game samples per pixel (default 16)\n"
             "  -o DIR        output folder (created if missing)\n");
 }
 
 int cmd_fractals(int argc, char **argv) {
-    int64_t n = -1, size = 256, seed = 0, first = 0, iters = 24;
+    int64_t n = -1, size = 256, seed = 0, first = 0, iters = 16;
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -22,7 +22,7 @@
 typedef struct da_fractal_opts {
     int size;               /* output side in pixels (square); default 256 */
     uint64_t seed;          /* global seed; default 0 */
-    int iters_per_pixel;    /* chaos-game samples per output pixel; default 24 */
+    int iters_per_pixel;    /* chaos-game samples per output pixel; default 16 */
     double gamma;           /* tone-mapping gamma; default 2.2 */
     double min_coverage;    /* reject below this fraction of lit pixels; default 0.10 */
     double min_color_std;   /* reject below this RGB standard deviation (0..255 scale); default 20 */
