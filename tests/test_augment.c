@@ -3,7 +3,8 @@
  * mask/hybrid/blend recomputed here the way the released numpy code builds them (concatenated mask
  * arrays, float32 images), Pillow's L values of primaries, the fractal set's determinism and quality
  * thresholds, dataset scanning with planted bad files, the output-folder rule, shards, the manifest
- * (torn tail, resume, merge) and mkdataset's determinism. */
+ * (torn tail, resume, merge) and mkdataset's determinism. Fixtures in tests/data/augment/ come from
+ * numpy + Pillow (tests/reference/make_mix_fixtures.py). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -272,6 +273,88 @@ START_TEST(test_dmix_hybrid_blend) {
     ck_assert_ptr_null(A.data);
     da_image_free(&S);
     da_image_free(&I), da_image_free(&G), da_image_free(&F), da_image_free(&H);
+}
+END_TEST
+
+/* pattern() of tests/reference/make_mix_fixtures.py */
+static void mix_pattern(int w, int h, int s, da_image *im) {
+    da_error err;
+    ck_assert_int_eq(da_image_alloc(im, w, h, &err), DA_OK);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                im->data[((size_t)y * w + x) * 3 + c] =
+                    (uint8_t)(((long)x * 13 + (long)y * 29 + ((long)x * y % 17) * 9 + c * 71 + s * 101) & 255);
+}
+
+static char *load_mix_fixture(const char *name, size_t want_len) {
+    char path[256], *data;
+    size_t len;
+    da_error err;
+    snprintf(path, sizeof path, "tests/data/augment/%s.bin", name);
+    ck_assert_msg(da_read_file(path, &data, &len, &err) == DA_OK, "%s (regenerate with make_mix_fixtures.py)", err.msg);
+    ck_assert_uint_eq(len, want_len);
+    return data;
+}
+
+/* Against numpy running the released code's arithmetic and Pillow's convert("L"): byte for byte. */
+START_TEST(test_dmix_numpy_fixtures) {
+    const int w = 64, h = 48;
+    size_t n = (size_t)w * h * 3;
+    da_image I = {0}, G = {0}, F = {0}, H = {0}, A = {0};
+    mix_pattern(w, h, 1, &I);
+    mix_pattern(w, h, 2, &G);
+    mix_pattern(w, h, 3, &F);
+    da_error err;
+    const char *names[2][2] = {{"hybrid_vertical", "blend_vertical"}, {"hybrid_horizontal", "blend_horizontal"}};
+    for (int o = 0; o < 2; o++) {
+        ck_assert_int_eq(da_dmix_hybrid(&I, &G, o == 0 ? DA_ORIENT_VERTICAL : DA_ORIENT_HORIZONTAL, NULL, &H, &err), DA_OK);
+        char *want = load_mix_fixture(names[o][0], n);
+        for (size_t i = 0; i < n; i++) ck_assert_msg((uint8_t)want[i] == H.data[i], "%s byte %zu: %d vs numpy %d", names[o][0], i, H.data[i], (uint8_t)want[i]);
+        free(want);
+        ck_assert_int_eq(da_dmix_blend(&H, &F, (float)DA_DMIX_LAMBDA, false, &A, &err), DA_OK);
+        want = load_mix_fixture(names[o][1], n);
+        for (size_t i = 0; i < n; i++) ck_assert_msg((uint8_t)want[i] == A.data[i], "%s byte %zu: %d vs numpy %d", names[o][1], i, A.data[i], (uint8_t)want[i]);
+        free(want);
+        da_image_free(&H), da_image_free(&A);
+    }
+    /* every original byte value across the ramp rows (float32 arithmetic throughout would differ in
+     * about 0.7% of these), and every (hybrid, fractal) byte pair of the blend */
+    da_image ro = {0}, rg = {0}, pb = {0}, po = {0};
+    ck_assert_int_eq(da_image_alloc(&ro, 256, 40, &err), DA_OK);
+    ck_assert_int_eq(da_image_alloc(&rg, 256, 40, &err), DA_OK);
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 256; x++)
+            for (int c = 0; c < 3; c++) {
+                ro.data[((size_t)y * 256 + x) * 3 + c] = (uint8_t)x;
+                rg.data[((size_t)y * 256 + x) * 3 + c] = (uint8_t)((x * 37 + y * 11 + c * 85) & 255);
+            }
+    ck_assert_int_eq(da_dmix_hybrid(&ro, &rg, DA_ORIENT_VERTICAL, NULL, &H, &err), DA_OK);
+    char *want = load_mix_fixture("ramp_hybrid_vertical", (size_t)256 * 40 * 3);
+    for (size_t i = 0; i < (size_t)256 * 40 * 3; i++)
+        ck_assert_msg((uint8_t)want[i] == H.data[i], "ramp byte %zu: %d vs numpy %d", i, H.data[i], (uint8_t)want[i]);
+    free(want);
+    da_image_free(&H);
+    ck_assert_int_eq(da_image_alloc(&pb, 256, 256, &err), DA_OK);
+    ck_assert_int_eq(da_image_alloc(&po, 256, 256, &err), DA_OK);
+    for (int y = 0; y < 256; y++)
+        for (int x = 0; x < 256; x++) {
+            uint8_t *b = pb.data + ((size_t)y * 256 + x) * 3, *f = po.data + ((size_t)y * 256 + x) * 3;
+            b[0] = b[1] = (uint8_t)x, b[2] = (uint8_t)((x + 128) & 255);
+            f[0] = f[2] = (uint8_t)y, f[1] = (uint8_t)((y + 64) & 255);
+        }
+    ck_assert_int_eq(da_dmix_blend(&pb, &po, (float)DA_DMIX_LAMBDA, false, &A, &err), DA_OK);
+    want = load_mix_fixture("pairs_blend", (size_t)256 * 256 * 3);
+    ck_assert_mem_eq(want, A.data, (size_t)256 * 256 * 3);
+    free(want);
+    da_image_free(&A), da_image_free(&ro), da_image_free(&rg), da_image_free(&pb), da_image_free(&po);
+    for (int k = 0; k < 2; k++) {
+        char *lw = load_mix_fixture(k ? "luma_G" : "luma_I", (size_t)w * h);
+        const da_image *src = k ? &G : &I;
+        for (size_t i = 0; i < (size_t)w * h; i++) ck_assert_int_eq(da_luma601(src->data + 3 * i), (uint8_t)lw[i]);
+        free(lw);
+    }
+    da_image_free(&I), da_image_free(&G), da_image_free(&F);
 }
 END_TEST
 
@@ -1050,6 +1133,7 @@ static Suite *augment_suite(void) {
     tcase_add_test(tc, test_sha256_vectors);
     tcase_add_test(tc, test_dmix_mask);
     tcase_add_test(tc, test_dmix_hybrid_blend);
+    tcase_add_test(tc, test_dmix_numpy_fixtures);
     tcase_add_test(tc, test_degenerate);
     tcase_add_test(tc, test_pixel_patch_mix);
     tcase_add_test(tc, test_fractal_deterministic);
