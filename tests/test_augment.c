@@ -708,6 +708,14 @@ START_TEST(test_dataset_scan) {
     on = da_output_name("c", "s", sg, 2, "jpg");
     ck_assert_str_eq(on, "c/s_sgid_0.5_2.jpg");
     free(on);
+    /* the CLI reports the same problems and does not fail on them */
+    char *cli_out = NULL;
+    ck_assert_int_eq(da_test_sh(&cli_out, "'%s' scan --shard 1/3 '%s' 2>/dev/null", da_test_cli(), root), 0);
+    ck_assert_ptr_nonnull(strstr(cli_out, "class 0\t4\t001.Red_circles\tRed circles\n"));
+    ck_assert_ptr_nonnull(strstr(cli_out, "problem too_small\t003.Yellow_triangles/tiny.png\t"));
+    ck_assert_ptr_nonnull(strstr(cli_out, "problem empty_class\t004.Empty\t"));
+    ck_assert_ptr_nonnull(strstr(cli_out, "shard 1/3 takes 5 images")); /* 14 images (2 added above): 4 + 5 + 5 */
+    free(cli_out);
     /* labels */
     const char *lab[][2] = {{"001.Black_footed_Albatross", "Black footed Albatross"},
                             {"n01440764", "n01440764"},

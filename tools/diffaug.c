@@ -14,6 +14,7 @@ static const cli_command commands[] = {
     {"mkdataset", "write a small synthetic ImageFolder dataset of procedural shapes", cmd_mkdataset},
     {"sheet", "a contact-sheet PNG grid of images", cmd_sheet},
     {"hash", "SHA-256 of files, as the manifest records model files", cmd_hash},
+    {"scan", "list an ImageFolder dataset's classes, labels and problems", cmd_scan},
 };
 
 static void usage(FILE *fp) {
