@@ -7,6 +7,7 @@
 #   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
 #   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
 #   make bench           CPU kernel benchmarks beside OpenBLAS
+#   make demo            synthetic dataset + fractal set + contact sheets in $(BUILD)/demo (no model needed yet)
 #   make deps            install missing Debian packages (root) or print the apt-get line
 #   make print-config    every detected piece of the build
 #
@@ -95,7 +96,7 @@ LIB  := $(BUILD)/libdiffaug.a
 CLI  := $(BUILD)/diffaug
 
 .PHONY: all deps deps-bench deps-fuzz test test-slow test-gpu test-build fuzz bench bench-build \
-        print-config clean cuda-check
+        print-config clean cuda-check demo
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -156,6 +157,17 @@ test-slow: deps
 test-gpu: deps
 	@$(MAKE) --no-print-directory test-build
 	@DIFFAUG=$(CLI) CK_INCLUDE_TAGS="gpu" DIFFAUG_REQUIRE_GPU=1 tests/run.sh $(BUILD)/tests
+
+# ---- demo --------------------------------------------------------------------------------------
+# What runs without a model today; the recipes add their rows (original | generated | hybrid | final).
+DEMO := $(BUILD)/demo
+demo: $(CLI)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(CLI) mkdataset --classes 4 --per-class 4 --size 96 --seed 1 -o $(DEMO)/dataset
+	$(CLI) fractals -n 8 --size 96 --seed 1 -o $(DEMO)/fractals
+	$(CLI) sheet --cols 4 --cell 96 -o $(DEMO)/dataset.png $(DEMO)/dataset/*/*
+	$(CLI) sheet --cols 8 --cell 96 -o $(DEMO)/fractals.png $(DEMO)/fractals/*.png
+	@echo "demo: $(DEMO)/dataset.png and $(DEMO)/fractals.png"
 
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
 FUZZ_SECONDS ?= 60

@@ -12,6 +12,12 @@ static const cli_command commands[] = {
     {"mkmodel", "write a random-weight model in a real file layout (tests, benchmarks)", cmd_mkmodel},
     {"run", "run one network (unet, vae, text encoder, CLIP) on tensors from a file", cmd_run},
     {"tokenize", "CLIP token ids of prompts, as transformers' CLIPTokenizer gives them", cmd_tokenize},
+    {"fractals", "write the procedural fractal set DiffuseMix blends (seeded, deterministic)", cmd_fractals},
+    {"manifest", "merge shard manifests deterministically; summarise a manifest", cmd_manifest},
+    {"mkdataset", "write a small synthetic ImageFolder dataset of procedural shapes", cmd_mkdataset},
+    {"sheet", "a contact-sheet PNG grid of images", cmd_sheet},
+    {"hash", "SHA-256 of files, as the manifest records model files", cmd_hash},
+    {"scan", "list an ImageFolder dataset's classes, labels and problems", cmd_scan},
 };
 
 static void usage(FILE *fp) {
