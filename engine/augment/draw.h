@@ -1,11 +1,10 @@
-/* draw.h - the counter-based random draws of the augmentation recipes: a Philox4x32-10 core
+/* draw.h - the counter-based random draws of the augmentation recipes: Philox4x32-10
  * (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11; Random123's philox4x32 with
  * 10 rounds, checked against its known-answer vectors) keyed by the global seed, with the counter
  * built from (image id, prompt/attempt index, draw purpose, block index).
  *
- * NOTE: engine/rng.{h,c} (another branch) is the engine-wide Philox4x32-10; this file carries its own
- * core only so the augment modules build alone. At merge time da_philox4x32_10 should become a call
- * into rng.h; the stream layout below is what the augment code relies on and must be kept.
+ * The core is the engine's da_philox4x32_10 (rng.h); the stream layout below is what the augment
+ * code relies on and must be kept.
  *
  * Stream layout (documented in docs/RECIPES.md):
  *   key     = (seed & 0xffffffff, seed >> 32)
@@ -40,8 +39,6 @@ typedef struct da_draw {
     int pos; /* next unused word of buf; 4 = empty */
 } da_draw;
 
-/* One Philox4x32-10 block: out = philox(ctr, key). */
-void da_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* Start the stream of (seed, image_id, index, purpose) at block 0. index is taken mod 2^24. */
 void da_draw_init(da_draw *d, uint64_t seed, uint64_t image_id, uint32_t index, da_draw_purpose purpose);
