@@ -161,7 +161,8 @@ test-gpu: deps
 # ---- demo --------------------------------------------------------------------------------------
 # What runs without a model today; the recipes add their rows (original | generated | hybrid | final).
 DEMO := $(BUILD)/demo
-demo: $(CLI)
+demo: deps
+	@$(MAKE) --no-print-directory all
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(CLI) mkdataset --classes 4 --per-class 4 --size 96 --seed 1 -o $(DEMO)/dataset
 	$(CLI) fractals -n 8 --size 96 --seed 1 -o $(DEMO)/fractals
