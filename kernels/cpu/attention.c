@@ -49,7 +49,7 @@ static at_tiles at_plan(int d) {
     at_tiles t;
     t.dpad = (int)round16((size_t)d);
     t.bk = AT_BK;
-    /* keep one thread's tiles well inside a 1 MB L2 for the VAE's d = 512 */
+    /* keep one thread's tiles (~0.8 MB at the VAE's d = 512) inside a 1-2 MB L2 */
     t.bq = t.dpad > 256 ? 32 : 64;
     size_t off = 0;
     t.q_off = off, off += round16((size_t)t.bq * d);
