@@ -93,6 +93,8 @@ static const at_case cases[] = {
     {1, 1, 1, 1, 8, 1, 3.0f, "1x1 causal"},
     {1, 2, 130, 130, 96, 1, 3.0f, "causal across tiles, d=96"},
     {1, 2, 100, 300, 40, 0, 6.0f, "peaked scores"},
+    {1, 2, 150, 40, 32, 1, 3.0f, "causal Nq > Nk"},
+    {2, 1, 40, 150, 24, 1, 3.0f, "causal Nq < Nk"},
 };
 
 START_TEST(test_attention_shapes) {

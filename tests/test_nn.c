@@ -247,6 +247,14 @@ START_TEST(test_elementwise_exact) {
         ck_assert(memcmp(y, yr, 1500 * 4) == 0);
         free(bias);
     }
+    /* per-sample channel bias (time embedding): batch 2 with different rows */
+    float *temb = rand_buf(N * C, 9, -3, 3);
+    dk_add_sample_channel_bias(y, a, temb, N, C, HW), dk_add_sample_channel_bias_ref(yr, a, temb, N, C, HW);
+    ck_assert(memcmp(y, yr, n * 4) == 0);
+    ck_assert(y[C * HW] == a[C * HW] + temb[C]); /* sample 1 uses its own row */
+    dk_add_sample_channel_bias(y, a, temb, 3, 5, 7), dk_add_sample_channel_bias_ref(yr, a, temb, 3, 5, 7);
+    ck_assert(memcmp(y, yr, 105 * 4) == 0);
+    free(temb);
     /* residual add in place */
     memcpy(y, a, n * 4);
     dk_add(y, y, b, n);

@@ -11,7 +11,8 @@
  *   3. online softmax per row: m' = max(m, rowmax S), P = exp(S - m'), l = l*exp(m - m') + sum P,
  *      O *= exp(m - m') - the running-max form that keeps every exp argument <= 0;
  *   4. O += P V with a 4-row x up-to-96-column register block (24 accumulators), d split into
- *      near-equal chunks of at most 6 vectors (40 -> 3, 80 -> 5, 160 -> 5+5, 512 -> 6,6,5,5,5,5).
+ *      near-equal chunks of at most 6 vectors (40 -> 3, 80 -> 5, 160 -> 5+5, 512 -> 6,6,5,5,5,5);
+ *      for d <= 48 an 8-row x 3-vector block instead (also 24 accumulators, one V load per 8 FMAs).
  * At the end O is divided by l and written out. Memory: the caller's O(N*d) tensors, the packed
  * copy of K and V (B*H*Nk*(d + dpad) floats, rounded up to whole key tiles) and
  * BQ*(d + BK + dpad) floats per thread - never anything of size Nq*Nk.
@@ -49,7 +50,7 @@ static at_tiles at_plan(int d) {
     at_tiles t;
     t.dpad = (int)round16((size_t)d);
     t.bk = AT_BK;
-    /* keep one thread's tiles well inside a 1 MB L2 for the VAE's d = 512 */
+    /* keep one thread's tiles (~0.8 MB at the VAE's d = 512) inside a 1-2 MB L2 */
     t.bq = t.dpad > 256 ? 32 : 64;
     size_t off = 0;
     t.q_off = off, off += round16((size_t)t.bq * d);
@@ -128,7 +129,7 @@ AT_INLINE void at_qk(float *S, int lds, const float *Q, int d, const float *Kt, 
 /* O[RB][NV*16] += P[RB][0..nk) * V[0..nk)[NV*16] */
 AT_INLINE void at_pv(float *O, int ldo, const float *P, int ldp, const float *V, int ldv, int nk, const int RB,
                      const int NV) {
-    dv16 acc[4][6];
+    dv16 acc[8][6];
     for (int r = 0; r < RB; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = dv_load(O + (size_t)r * ldo + 16 * v);
     for (int j = 0; j < nk; j++) {
@@ -164,7 +165,9 @@ static void at_pv_dispatch(float *O, int ldo, const float *P, int ldp, const flo
         AT_PV_CASE(3, 6) AT_PV_CASE(3, 5) AT_PV_CASE(3, 4) AT_PV_CASE(3, 3) AT_PV_CASE(3, 2) AT_PV_CASE(3, 1)
         AT_PV_CASE(2, 6) AT_PV_CASE(2, 5) AT_PV_CASE(2, 4) AT_PV_CASE(2, 3) AT_PV_CASE(2, 2) AT_PV_CASE(2, 1)
         AT_PV_CASE(1, 6) AT_PV_CASE(1, 5) AT_PV_CASE(1, 4) AT_PV_CASE(1, 3) AT_PV_CASE(1, 2) AT_PV_CASE(1, 1)
-    default: abort(); /* unreachable: rb in 1..4, nv in 1..6 */
+        AT_PV_CASE(8, 3) AT_PV_CASE(8, 2) AT_PV_CASE(8, 1) AT_PV_CASE(7, 3) AT_PV_CASE(7, 2) AT_PV_CASE(7, 1)
+        AT_PV_CASE(6, 3) AT_PV_CASE(6, 2) AT_PV_CASE(6, 1) AT_PV_CASE(5, 3) AT_PV_CASE(5, 2) AT_PV_CASE(5, 1)
+    default: abort(); /* unreachable: rb in 1..4 with nv in 1..6, or rb in 5..8 with nv in 1..3 */
     }
 }
 
@@ -266,8 +269,9 @@ static void at_unit(const dk_attn_params *p, const at_tiles *t, float *ws, const
             L[r] += sum;
         }
 
-        for (int r0 = 0; r0 < nqt; r0 += 4) {
-            int rb = nqt - r0 < 4 ? nqt - r0 : 4;
+        const int rmax = nvd <= 3 ? 8 : 4; /* 8 x 3 = 24 accumulators for d <= 48 */
+        for (int r0 = 0; r0 < nqt; r0 += rmax) {
+            int rb = nqt - r0 < rmax ? nqt - r0 : rmax;
             int c0 = 0;
             for (int ch = 0; ch < nch; ch++) {
                 int cnv = (nvd - c0 / 16) / (nch - ch); /* near-equal split of what is left */

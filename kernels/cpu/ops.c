@@ -26,8 +26,9 @@ DV_INLINE dv16 v_gelu_tanh(dv16 x) {
 DV_INLINE dv16 v_quick_gelu(dv16 x) { return x * dv_sigmoid(1.702f * x); }
 
 /* Whole vectors split across threads by vector index, the tail vector by the caller's thread:
- * explicit 16-lane code because GCC's auto-vectoriser picks 8 lanes on Zen 4 and these loops are
- * compute-bound (exp + division per element). */
+ * explicit 16-lane code because GCC's -march=native tuning auto-vectorises 8 lanes wide
+ * (prefer-vector-width=256) and these loops are compute-bound (exp + division per element):
+ * GELU 18.7 -> 8.7 ms at 4096x1280. */
 #define DEFINE_ACT(name, VF)                                                                       \
     void name(float *y, const float *x, size_t n) {                                                \
         size_t nv = n / 16;                                                                        \
@@ -123,6 +124,26 @@ void dk_add_channel_bias_ref(float *y, const float *x, const void *bias, dk_wtyp
             for (size_t i = 0; i < HW; i++) {
                 size_t k = (n * C + c) * HW + i;
                 y[k] = (float)((double)x[k] + dk_load_w(bias, bt, c));
+            }
+}
+
+void dk_add_sample_channel_bias(float *y, const float *x, const float *b, size_t N, size_t C, size_t HW) {
+    size_t rows = N * C;
+#pragma omp parallel for schedule(static) if (rows * HW >= OPS_PAR_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        float bv = b[r]; /* [N, C] row-major: plane r = n*C + c */
+        const float *xs = x + r * HW;
+        float *ys = y + r * HW;
+#pragma omp simd
+        for (size_t i = 0; i < HW; i++) ys[i] = xs[i] + bv;
+    }
+}
+void dk_add_sample_channel_bias_ref(float *y, const float *x, const float *b, size_t N, size_t C, size_t HW) {
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t k = (n * C + c) * HW + i;
+                y[k] = (float)((double)x[k] + b[n * C + c]);
             }
 }
 

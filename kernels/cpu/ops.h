@@ -37,6 +37,10 @@ void dk_mul(float *y, const float *a, const float *b, size_t n);
 void dk_scale(float *y, const float *x, float s, float t, size_t n);
 /* y [N, C, HW] = x [N, C, HW] + bias[C] (bias of type bt) */
 void dk_add_channel_bias(float *y, const float *x, const void *bias, dk_wtype bt, size_t N, size_t C, size_t HW);
+/* y [N, C, HW] = x [N, C, HW] + b[N, C] (f32 activation: the resnet's projected time embedding,
+ * hidden + temb[:, :, None, None], one row per sample) */
+void dk_add_sample_channel_bias(float *y, const float *x, const float *b, size_t N, size_t C, size_t HW);
+void dk_add_sample_channel_bias_ref(float *y, const float *x, const float *b, size_t N, size_t C, size_t HW);
 /* y [M, N] = x [M, N] + row[N] (row of type rt): linear bias, or a time-embedding row over tokens */
 void dk_add_row(float *y, const float *x, const void *row, dk_wtype rt, size_t M, size_t N);
 void dk_add_ref(float *y, const float *a, const float *b, size_t n);
