@@ -282,7 +282,8 @@ size_t dk_gemm_core_workspace(int M, int N, int K) {
     return 64 + (size_t)omp_get_max_threads() * per_thread_bytes(&b);
 }
 
-dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
+/* max_threads: the most threads this call may use (1 inside an outer parallel loop). */
+static dk_gemm_status gemm_core_t(const dk_gemm_args *g, void *ws, size_t ws_bytes, int max_threads) {
     const int M = g->M, N = g->N, K = g->K;
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
     if (M == 0 || N == 0) return DK_GEMM_OK;
@@ -298,7 +299,7 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
     blocking b = choose_blocking(M, N, K);
     size_t per = per_thread_bytes(&b);
     if (!ws || ws_bytes < 64 + per) return DK_GEMM_EWORKSPACE;
-    int T = omp_get_max_threads();
+    int T = max_threads;
     if ((size_t)T > (ws_bytes - 64) / per) T = (int)((ws_bytes - 64) / per);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     /* Units: (N block, group of M blocks). Each packs its B block once per K block, so groups are
@@ -373,6 +374,10 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
     return DK_GEMM_OK;
 }
 
+dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
+    return gemm_core_t(g, ws, ws_bytes, omp_get_max_threads());
+}
+
 /* ---- public entry points ------------------------------------------------------------------------ */
 
 size_t gemm_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
@@ -419,11 +424,38 @@ dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wty
 dk_gemm_status gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                             ptrdiff_t strideA, const float *B, int ldb, ptrdiff_t strideB, float beta, float *C,
                             int ldc, ptrdiff_t strideC, int batch, void *ws, size_t ws_bytes) {
-    if (batch < 0) return DK_GEMM_EARG;
+    if (batch < 0 || M < 0 || N < 0 || K < 0 || bad_ld(transA, M, K, lda) || bad_ld(transB, K, N, ldb) ||
+        ldc < (N > 1 ? N : 1))
+        return DK_GEMM_EARG;
+    if (batch == 0 || M == 0 || N == 0) return DK_GEMM_OK;
+    int T = K > 0 ? omp_get_max_threads() : 1; /* K == 0 never touches the workspace */
+    size_t per = 0;
+    if (K > 0) {
+        blocking b = choose_blocking(M, N, K);
+        per = per_thread_bytes(&b);
+        if (!ws || ws_bytes < 64 + per) return DK_GEMM_EWORKSPACE;
+        if ((size_t)T > (ws_bytes - 64) / per) T = (int)((ws_bytes - 64) / per);
+    }
+    if (T <= 1 || batch < 2 * T) {
+        /* few entries: parallelise inside each GEMM */
+        for (int b = 0; b < batch; b++) {
+            dk_gemm_args g;
+            gemm_args(&g, transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                      C + b * strideC, ldc);
+            dk_gemm_status s = gemm_core_t(&g, ws, ws_bytes, T);
+            if (s != DK_GEMM_OK) return s;
+        }
+        return DK_GEMM_OK;
+    }
+    /* many entries (attention heads): one parallel region, whole GEMMs per thread, each on its own
+     * slice of the workspace. Per-element arithmetic is the same as the other branch. */
+    char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
     for (int b = 0; b < batch; b++) {
-        dk_gemm_status s = gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
-                                C + b * strideC, ldc, ws, ws_bytes);
-        if (s != DK_GEMM_OK) return s;
+        dk_gemm_args g;
+        gemm_args(&g, transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                  C + b * strideC, ldc);
+        gemm_core_t(&g, base + (size_t)omp_get_thread_num() * per, per + 64, 1);
     }
     return DK_GEMM_OK;
 }
