@@ -157,6 +157,25 @@ static void epilogue(const float *restrict acc, int mr, int nr, float *restrict 
     }
 }
 
+/* The same for a C stored transposed: tile element (i, j) at C[j*ldc + i] (linear's swapped form,
+ * where the GEMM computes y^T). Same arithmetic, element by element, as epilogue(). */
+static void epilogue_t(const float *restrict acc, int mr, int nr, float *restrict C, ptrdiff_t ldc, int first,
+                       float alpha, float beta, const float *bias_m, const float *bias_n) {
+    for (int j = 0; j < nr; j++) {
+        float *cc = C + (ptrdiff_t)j * ldc;
+        float bn = bias_n ? bias_n[j] : 0.0f;
+        for (int i = 0; i < mr; i++) {
+            float a = acc[(size_t)i * DK_NR + j];
+            if (!first)
+                cc[i] += alpha * a;
+            else if (beta == 0.0f)
+                cc[i] = alpha * a + (bias_m ? bias_m[i] : 0.0f) + bn;
+            else
+                cc[i] = alpha * a + beta * cc[i] + (bias_m ? bias_m[i] : 0.0f) + bn;
+        }
+    }
+}
+
 /* ---- packing ------------------------------------------------------------------------------------ */
 
 /* n contiguous weight elements of type t -> f32. */
@@ -290,7 +309,7 @@ static dk_gemm_status gemm_core_t(const dk_gemm_args *g, void *ws, size_t ws_byt
     if (K == 0) { /* empty sum: C = beta C + biases */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
-                float *c = g->C + (ptrdiff_t)i * g->ldc + j;
+                float *c = g->C + (g->c_trans ? (ptrdiff_t)j * g->ldc + i : (ptrdiff_t)i * g->ldc + j);
                 *c = (g->beta == 0.0f ? 0.0f : g->beta * *c) + (g->bias_m ? g->bias_m[i] : 0.0f) +
                      (g->bias_n ? g->bias_n[j] : 0.0f);
             }
@@ -363,8 +382,12 @@ static dk_gemm_status gemm_core_t(const dk_gemm_args *g, void *ws, size_t ws_byt
                             ukernel(kcur, ap, la, Bp + (size_t)jr * kcur, acc);
 #endif
                             int r = m0 + ir, c = n0 + jr;
-                            epilogue(acc, mr, nr, g->C + (ptrdiff_t)r * g->ldc + c, g->ldc, pb == 0, g->alpha, g->beta,
-                                     g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
+                            if (g->c_trans)
+                                epilogue_t(acc, mr, nr, g->C + (ptrdiff_t)c * g->ldc + r, g->ldc, pb == 0, g->alpha,
+                                           g->beta, g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
+                            else
+                                epilogue(acc, mr, nr, g->C + (ptrdiff_t)r * g->ldc + c, g->ldc, pb == 0, g->alpha,
+                                         g->beta, g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
                         }
                     }
                 }
@@ -382,7 +405,10 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
 
 size_t gemm_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
 size_t gemm_batched_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
-size_t linear_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
+size_t linear_workspace_size(int M, int N, int K) {
+    size_t a = dk_gemm_core_workspace(M, N, K), b = dk_gemm_core_workspace(N, M, K);
+    return a > b ? a : b; /* either orientation (see linear()) */
+}
 
 static int bad_ld(int trans, int rows, int cols, int ld) {
     /* op(X) is rows x cols; X itself is cols x rows when transposed */
@@ -407,16 +433,29 @@ dk_gemm_status gemm(int transA, int transB, int M, int N, int K, float alpha, co
     return dk_gemm_core(&g, ws, ws_bytes);
 }
 
-/* y[M,N] = x[M,K] W[N,K]^T + bias[N] */
+/* y[M,N] = x[M,K] W[N,K]^T + bias[N]. Few tokens (CLIP's 77, time embeddings): packing W^T would
+ * cost as much as the product, so compute y^T[N,M] = W x^T instead: W is then A, read in place
+ * (f32) or widened row-wise, and only the small x^T is packed (docs/KERNELS.md, v4). */
+#ifndef DK_LINEAR_SWAP_M
+#define DK_LINEAR_SWAP_M 128
+#endif
 dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wtype wt, const float *bias, float *y,
                       void *ws, size_t ws_bytes) {
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
     dk_gemm_args g;
     memset(&g, 0, sizeof g);
-    g.M = M, g.N = N, g.K = K, g.alpha = 1.0f, g.beta = 0.0f, g.C = y, g.ldc = N;
-    g.A = (dk_operand){x, DK_F32, K, 1};
-    g.B = (dk_operand){W, wt, K, 1};
-    g.bias_n = bias;
+    g.K = K, g.alpha = 1.0f, g.beta = 0.0f, g.C = y, g.ldc = N;
+    if (M <= DK_LINEAR_SWAP_M) {
+        g.M = N, g.N = M, g.c_trans = 1;
+        g.A = (dk_operand){W, wt, K, 1};
+        g.B = (dk_operand){x, DK_F32, K, 1};
+        g.bias_m = bias;
+    } else {
+        g.M = M, g.N = N;
+        g.A = (dk_operand){x, DK_F32, K, 1};
+        g.B = (dk_operand){W, wt, K, 1};
+        g.bias_n = bias;
+    }
     return dk_gemm_core(&g, ws, ws_bytes);
 }
 
