@@ -5,7 +5,8 @@
  * Operands: B is packed into kc x NR panels (for conv: the implicit im2col, see conv.c). A is read
  * row-major as stored (weights [OC, K] for conv, activations [M, K] for linear): the micro-kernel
  * broadcasts A[i][k] from MR row pointers, so f32 A needs no pack at all; 16-bit or transposed A
- * is widened into a row-major block first.
+ * is widened into a row-major block first. linear() with few tokens (M <= 128) swaps the roles
+ * (y^T = W x^T, C stored transposed) so that the big operand, W, is the one read in place.
  *
  * Micro-kernels: AVX-512 (MR x 32, MR rows of two zmm accumulators), AVX2 (6 x 16) and a generic C
  * one (4 x 16, omp simd), chosen at compile time. All accumulate in f32 in the same K order; 16-bit
