@@ -188,6 +188,23 @@ START_TEST(test_gemm_batched) {
 }
 END_TEST
 
+START_TEST(test_gemm_batched_matches_gemm) {
+    /* 16 heads: the batched call runs whole GEMMs per thread; it must equal gemm() bit for bit */
+    int M = 50, N = 45, K = 40, nb = 16;
+    float *A = rand_buf((size_t)nb * M * K), *B = rand_buf((size_t)nb * N * K);
+    float *C1 = malloc((size_t)nb * M * N * 4), *C2 = malloc((size_t)nb * M * N * 4);
+    size_t wsb = gemm_batched_workspace_size(M, N, K);
+    void *ws = malloc(wsb);
+    ck_assert_int_eq(gemm_batched(0, 1, M, N, K, 1.0f, A, K, (ptrdiff_t)M * K, B, K, (ptrdiff_t)N * K, 0.0f, C1, N,
+                                  (ptrdiff_t)M * N, nb, ws, wsb), DK_GEMM_OK);
+    for (int b = 0; b < nb; b++)
+        ck_assert_int_eq(gemm(0, 1, M, N, K, 1.0f, A + (size_t)b * M * K, K, B + (size_t)b * N * K, K, 0.0f,
+                              C2 + (size_t)b * M * N, N, ws, wsb), DK_GEMM_OK);
+    ck_assert_msg(memcmp(C1, C2, (size_t)nb * M * N * 4) == 0, "batched differs from gemm");
+    free(A), free(B), free(C1), free(C2), free(ws);
+}
+END_TEST
+
 /* ---- determinism across thread counts ----------------------------------------------------------- */
 
 START_TEST(test_thread_determinism) {
@@ -223,6 +240,7 @@ static Suite *gemm_suite(void) {
     tcase_add_loop_test(tc, test_linear_f16, 0, nl);
     tcase_add_loop_test(tc, test_linear_bf16, 0, nl);
     tcase_add_test(tc, test_gemm_batched);
+    tcase_add_test(tc, test_gemm_batched_matches_gemm);
     tcase_add_test(tc, test_thread_determinism);
     suite_add_tcase(s, tc);
     return s;

@@ -5,7 +5,8 @@
  * Operands: B is packed into kc x NR panels (for conv: the implicit im2col, see conv.c). A is read
  * row-major as stored (weights [OC, K] for conv, activations [M, K] for linear): the micro-kernel
  * broadcasts A[i][k] from MR row pointers, so f32 A needs no pack at all; 16-bit or transposed A
- * is widened into a row-major block first.
+ * is widened into a row-major block first. linear() with few tokens (M <= 128) swaps the roles
+ * (y^T = W x^T, C stored transposed) so that the big operand, W, is the one read in place.
  *
  * Micro-kernels: AVX-512 (MR x 32, MR rows of two zmm accumulators), AVX2 (6 x 16) and a generic C
  * one (4 x 16, omp simd), chosen at compile time. All accumulate in f32 in the same K order; 16-bit
@@ -157,6 +158,25 @@ static void epilogue(const float *restrict acc, int mr, int nr, float *restrict 
     }
 }
 
+/* The same for a C stored transposed: tile element (i, j) at C[j*ldc + i] (linear's swapped form,
+ * where the GEMM computes y^T). Same arithmetic, element by element, as epilogue(). */
+static void epilogue_t(const float *restrict acc, int mr, int nr, float *restrict C, ptrdiff_t ldc, int first,
+                       float alpha, float beta, const float *bias_m, const float *bias_n) {
+    for (int j = 0; j < nr; j++) {
+        float *cc = C + (ptrdiff_t)j * ldc;
+        float bn = bias_n ? bias_n[j] : 0.0f;
+        for (int i = 0; i < mr; i++) {
+            float a = acc[(size_t)i * DK_NR + j];
+            if (!first)
+                cc[i] += alpha * a;
+            else if (beta == 0.0f)
+                cc[i] = alpha * a + (bias_m ? bias_m[i] : 0.0f) + bn;
+            else
+                cc[i] = alpha * a + beta * cc[i] + (bias_m ? bias_m[i] : 0.0f) + bn;
+        }
+    }
+}
+
 /* ---- packing ------------------------------------------------------------------------------------ */
 
 /* n contiguous weight elements of type t -> f32. */
@@ -282,14 +302,15 @@ size_t dk_gemm_core_workspace(int M, int N, int K) {
     return 64 + (size_t)omp_get_max_threads() * per_thread_bytes(&b);
 }
 
-dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
+/* max_threads: the most threads this call may use (1 inside an outer parallel loop). */
+static dk_gemm_status gemm_core_t(const dk_gemm_args *g, void *ws, size_t ws_bytes, int max_threads) {
     const int M = g->M, N = g->N, K = g->K;
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
     if (M == 0 || N == 0) return DK_GEMM_OK;
     if (K == 0) { /* empty sum: C = beta C + biases */
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
-                float *c = g->C + (ptrdiff_t)i * g->ldc + j;
+                float *c = g->C + (g->c_trans ? (ptrdiff_t)j * g->ldc + i : (ptrdiff_t)i * g->ldc + j);
                 *c = (g->beta == 0.0f ? 0.0f : g->beta * *c) + (g->bias_m ? g->bias_m[i] : 0.0f) +
                      (g->bias_n ? g->bias_n[j] : 0.0f);
             }
@@ -298,7 +319,7 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
     blocking b = choose_blocking(M, N, K);
     size_t per = per_thread_bytes(&b);
     if (!ws || ws_bytes < 64 + per) return DK_GEMM_EWORKSPACE;
-    int T = omp_get_max_threads();
+    int T = max_threads;
     if ((size_t)T > (ws_bytes - 64) / per) T = (int)((ws_bytes - 64) / per);
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     /* Units: (N block, group of M blocks). Each packs its B block once per K block, so groups are
@@ -362,8 +383,12 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
                             ukernel(kcur, ap, la, Bp + (size_t)jr * kcur, acc);
 #endif
                             int r = m0 + ir, c = n0 + jr;
-                            epilogue(acc, mr, nr, g->C + (ptrdiff_t)r * g->ldc + c, g->ldc, pb == 0, g->alpha, g->beta,
-                                     g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
+                            if (g->c_trans)
+                                epilogue_t(acc, mr, nr, g->C + (ptrdiff_t)c * g->ldc + r, g->ldc, pb == 0, g->alpha,
+                                           g->beta, g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
+                            else
+                                epilogue(acc, mr, nr, g->C + (ptrdiff_t)r * g->ldc + c, g->ldc, pb == 0, g->alpha,
+                                         g->beta, g->bias_m ? g->bias_m + r : NULL, g->bias_n ? g->bias_n + c : NULL);
                         }
                     }
                 }
@@ -373,11 +398,18 @@ dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
     return DK_GEMM_OK;
 }
 
+dk_gemm_status dk_gemm_core(const dk_gemm_args *g, void *ws, size_t ws_bytes) {
+    return gemm_core_t(g, ws, ws_bytes, omp_get_max_threads());
+}
+
 /* ---- public entry points ------------------------------------------------------------------------ */
 
 size_t gemm_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
 size_t gemm_batched_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
-size_t linear_workspace_size(int M, int N, int K) { return dk_gemm_core_workspace(M, N, K); }
+size_t linear_workspace_size(int M, int N, int K) {
+    size_t a = dk_gemm_core_workspace(M, N, K), b = dk_gemm_core_workspace(N, M, K);
+    return a > b ? a : b; /* either orientation (see linear()) */
+}
 
 static int bad_ld(int trans, int rows, int cols, int ld) {
     /* op(X) is rows x cols; X itself is cols x rows when transposed */
@@ -402,16 +434,29 @@ dk_gemm_status gemm(int transA, int transB, int M, int N, int K, float alpha, co
     return dk_gemm_core(&g, ws, ws_bytes);
 }
 
-/* y[M,N] = x[M,K] W[N,K]^T + bias[N] */
+/* y[M,N] = x[M,K] W[N,K]^T + bias[N]. Few tokens (CLIP's 77, time embeddings): packing W^T would
+ * cost as much as the product, so compute y^T[N,M] = W x^T instead: W is then A, read in place
+ * (f32) or widened row-wise, and only the small x^T is packed (docs/KERNELS.md, v4). */
+#ifndef DK_LINEAR_SWAP_M
+#define DK_LINEAR_SWAP_M 128
+#endif
 dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wtype wt, const float *bias, float *y,
                       void *ws, size_t ws_bytes) {
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
     dk_gemm_args g;
     memset(&g, 0, sizeof g);
-    g.M = M, g.N = N, g.K = K, g.alpha = 1.0f, g.beta = 0.0f, g.C = y, g.ldc = N;
-    g.A = (dk_operand){x, DK_F32, K, 1};
-    g.B = (dk_operand){W, wt, K, 1};
-    g.bias_n = bias;
+    g.K = K, g.alpha = 1.0f, g.beta = 0.0f, g.C = y, g.ldc = N;
+    if (M <= DK_LINEAR_SWAP_M) {
+        g.M = N, g.N = M, g.c_trans = 1;
+        g.A = (dk_operand){W, wt, K, 1};
+        g.B = (dk_operand){x, DK_F32, K, 1};
+        g.bias_m = bias;
+    } else {
+        g.M = M, g.N = N;
+        g.A = (dk_operand){x, DK_F32, K, 1};
+        g.B = (dk_operand){W, wt, K, 1};
+        g.bias_n = bias;
+    }
     return dk_gemm_core(&g, ws, ws_bytes);
 }
 
@@ -419,11 +464,38 @@ dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wty
 dk_gemm_status gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                             ptrdiff_t strideA, const float *B, int ldb, ptrdiff_t strideB, float beta, float *C,
                             int ldc, ptrdiff_t strideC, int batch, void *ws, size_t ws_bytes) {
-    if (batch < 0) return DK_GEMM_EARG;
+    if (batch < 0 || M < 0 || N < 0 || K < 0 || bad_ld(transA, M, K, lda) || bad_ld(transB, K, N, ldb) ||
+        ldc < (N > 1 ? N : 1))
+        return DK_GEMM_EARG;
+    if (batch == 0 || M == 0 || N == 0) return DK_GEMM_OK;
+    int T = K > 0 ? omp_get_max_threads() : 1; /* K == 0 never touches the workspace */
+    size_t per = 0;
+    if (K > 0) {
+        blocking b = choose_blocking(M, N, K);
+        per = per_thread_bytes(&b);
+        if (!ws || ws_bytes < 64 + per) return DK_GEMM_EWORKSPACE;
+        if ((size_t)T > (ws_bytes - 64) / per) T = (int)((ws_bytes - 64) / per);
+    }
+    if (T <= 1 || batch < 2 * T) {
+        /* few entries: parallelise inside each GEMM */
+        for (int b = 0; b < batch; b++) {
+            dk_gemm_args g;
+            gemm_args(&g, transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                      C + b * strideC, ldc);
+            dk_gemm_status s = gemm_core_t(&g, ws, ws_bytes, T);
+            if (s != DK_GEMM_OK) return s;
+        }
+        return DK_GEMM_OK;
+    }
+    /* many entries (attention heads): one parallel region, whole GEMMs per thread, each on its own
+     * slice of the workspace. Per-element arithmetic is the same as the other branch. */
+    char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
     for (int b = 0; b < batch; b++) {
-        dk_gemm_status s = gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
-                                C + b * strideC, ldc, ws, ws_bytes);
-        if (s != DK_GEMM_OK) return s;
+        dk_gemm_args g;
+        gemm_args(&g, transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                  C + b * strideC, ldc);
+        gemm_core_t(&g, base + (size_t)omp_get_thread_num() * per, per + 64, 1);
     }
     return DK_GEMM_OK;
 }

@@ -75,6 +75,7 @@ typedef struct dk_gemm_args {
     ptrdiff_t ldc;
     const float *bias_m; /* added to row r of C (conv: per output channel), or NULL */
     const float *bias_n; /* added to column c of C (linear: per output feature), or NULL */
+    int c_trans;         /* C stored transposed: element (r, c) at C[c*ldc + r] */
 } dk_gemm_args;
 
 size_t dk_gemm_core_workspace(int M, int N, int K);

@@ -1,3 +1,0 @@
-build-avx2/obj/tools/cli.o: tools/cli.c tools/cli.h engine/diffaug.h
-tools/cli.h:
-engine/diffaug.h:
