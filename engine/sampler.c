@@ -51,8 +51,9 @@ da_status da_sampler_create(const da_schedule *s, size_t n, const da_sampler_par
     if (p) sp->p = *p;
     else da_sampler_params_init(&sp->p);
     if (!(sp->p.eta >= 0 && sp->p.eta <= 1e6)) {
+        double eta = sp->p.eta;
         da_sampler_free(sp);
-        return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: eta %g must be >= 0", sp->p.eta);
+        return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: eta %g must be >= 0", eta);
     }
     sp->x_in = da_malloc(bytes, err);
     sp->model_out = da_malloc(bytes, err);
