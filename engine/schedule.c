@@ -57,8 +57,10 @@ void da_sched_config_sd1x(da_sched_config *c, da_sampler_kind kind) {
     c->beta_start = 0.00085;
     c->beta_end = 0.012;
     c->steps_offset = 1;
-    c->set_alpha_to_one = false;
-    c->clip_sample = false;
+    if (kind == DA_SAMPLER_DDIM) { /* keys only DDIMScheduler takes from the SD 1.x file */
+        c->set_alpha_to_one = false;
+        c->clip_sample = false;
+    }
 }
 
 /* ---- config parsing ------------------------------------------------------------------------- */
@@ -300,15 +302,17 @@ da_status da_sched_config_parse(const char *text, size_t len, const char *what, 
     for (int i = 0; known_classes[i]; i++)
         if (strcmp(cls, known_classes[i]) == 0) known = i;
     if (known < 0) {
+        da_err_set(err, DA_ERR_UNSUPPORTED, "%s: unknown scheduler class \"%s\"", what, cls);
         da_json_free(j);
-        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: unknown scheduler class \"%s\"", what, cls);
+        return DA_ERR_UNSUPPORTED;
     }
     if (kind == DA_SAMPLER_FROM_CONFIG) {
         if (known >= DA_SAMPLER_COUNT) {
+            da_err_set(err, DA_ERR_UNSUPPORTED,
+                       "%s: scheduler class \"%s\" is not implemented (DDIM, Euler, Euler ancestral, "
+                       "DPM-Solver++ multistep and EDM Euler are; choose one explicitly)", what, cls);
             da_json_free(j);
-            return da_err_set(err, DA_ERR_UNSUPPORTED,
-                              "%s: scheduler class \"%s\" is not implemented (DDIM, Euler, Euler ancestral, "
-                              "DPM-Solver++ multistep and EDM Euler are; choose one explicitly)", what, cls);
+            return DA_ERR_UNSUPPORTED;
         }
         kind = (da_sampler_kind)known;
     }

@@ -62,7 +62,8 @@ typedef struct da_sched_config {
 /* The diffusers class defaults for kind (what XScheduler() gives with no arguments). */
 void da_sched_config_defaults(da_sched_config *c, da_sampler_kind kind);
 /* SD 1.x (v1.4/v1.5 scheduler_config.json applied to kind's class): scaled_linear 0.00085..0.012,
- * 1000 steps, steps_offset 1, set_alpha_to_one false, clip_sample false. EDM: its own defaults. */
+ * 1000 steps, steps_offset 1; DDIM also set_alpha_to_one false, clip_sample false. EDM: its own
+ * defaults. Timestep spacing stays the class default (the file has none): DDIM leading, others linspace. */
 void da_sched_config_sd1x(da_sched_config *c, da_sampler_kind kind);
 /* Parse a diffusers scheduler_config.json as XScheduler.from_config(config) does for the class of
  * kind: keys the class knows override its defaults, others are ignored. _class_name must name a
