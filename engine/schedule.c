@@ -715,6 +715,11 @@ da_status da_schedule_create(const da_sched_config *cfg, int num_inference_steps
     return DA_OK;
 }
 
+double da_schedule_sigma_at(const da_schedule *s, double t) {
+    if (!s->n_train) return NAN;
+    return np_interp_arange(t, s->train_sigmas, s->n_train);
+}
+
 int da_schedule_img2img_begin(const da_schedule *s, double strength, da_error *err) {
     if (!(strength >= 0 && strength <= 1)) {
         da_err_set(err, DA_ERR_INVALID_ARG, "img2img: strength %g outside [0, 1]", strength);

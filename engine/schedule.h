@@ -111,6 +111,10 @@ void da_schedule_noise_coeffs(const da_schedule *s, int begin, float *a, float *
  * 1/sqrt(sigma^2+1); EDM c_in = 1/sqrt(sigma^2+sigma_data^2). */
 float da_schedule_input_scale(const da_schedule *s, int i);
 
+/* The training sigma table interpolated at a fractional timestep t in [0, n_train-1], as
+ * EulerDiscreteScheduler does (np.interp(t, arange(n_train), sigmas)). Not for EDM (returns NAN). */
+double da_schedule_sigma_at(const da_schedule *s, double t);
+
 /* Helpers mirroring diffusers internals, exposed for tests and the docs:
  * the torch float32 linspace (CPU kernel: two halves, fused multiply-add), and _sigma_to_t. */
 void da_torch_linspace_f32(float start, float end, int n, float *out);

@@ -114,7 +114,7 @@ START_TEST(test_schedules_match_diffusers) {
         da_schedule_free(s);
     }
     /* most fractional timesteps are bit-exact too */
-    ck_assert_uint_le(n_frac_inexact, 200);
+    ck_assert_uint_le(n_frac_inexact, 60); /* 36 of 1040 with numpy 2.4.6 */
     da_json_free(fx);
 }
 END_TEST
@@ -231,6 +231,29 @@ START_TEST(test_schedule_argument_errors) {
 }
 END_TEST
 
+/* DiffuseMix's schedule: Euler a, 100 linspace steps, fractional t, sigma = the table interpolated
+ * at t, final 0, initial noise scaled by sigma_0 (linspace: init_noise_sigma = max sigma). */
+START_TEST(test_diffusemix_schedule) {
+    da_sched_config c;
+    da_error e;
+    ck_assert(da_sched_config_load("tests/data/sampler/configs/ip2p.json", DA_SAMPLER_FROM_CONFIG, &c, &e) == DA_OK);
+    da_schedule *s;
+    ck_assert(da_schedule_create(&c, 100, &s, &e) == DA_OK);
+    ck_assert(s->timesteps[0] == 999.0f && s->timesteps[99] == 0.0f);
+    ck_assert(s->timesteps[1] != floorf(s->timesteps[1])); /* 988.9091 */
+    for (int i = 0; i < 100; i++) {
+        ck_assert(s->sigmas[i] == (float)da_schedule_sigma_at(s, s->timesteps[i]));
+        double lo = floor(s->timesteps[i]);
+        double w = s->timesteps[i] - lo;
+        double want = lo >= 999 ? s->train_sigmas[999]
+                                : (1 - w) * s->train_sigmas[(int)lo] + w * s->train_sigmas[(int)lo + 1];
+        ck_assert(st_close(s->sigmas[i], want, 1e-6));
+    }
+    ck_assert(s->sigmas[100] == 0.0f && s->init_noise_sigma == s->sigmas[0]);
+    da_schedule_free(s);
+}
+END_TEST
+
 /* DiffCoRe-Mix's schedule: EDM exponential with sigma_max 120, sigma_min 0.002, 50 steps, then 0:
  * exp(linspace(ln 120, ln 0.002, 50)); model timestep 0.25 ln sigma; c_in = 1/sqrt(sigma^2+1). */
 START_TEST(test_diffcoremix_edm_schedule) {
@@ -246,6 +269,7 @@ START_TEST(test_diffcoremix_edm_schedule) {
         ck_assert(st_close(da_schedule_input_scale(s, i), 1.0 / sqrt(want * want + 1.0), 1e-6));
     }
     ck_assert(s->sigmas[50] == 0.0f);
+    ck_assert(isnan(da_schedule_sigma_at(s, 3.0)));
     ck_assert(st_close(s->init_noise_sigma, sqrt(120.0 * 120.0 + 1.0), 1e-7));
     da_schedule_free(s);
 }
@@ -260,6 +284,7 @@ static Suite *schedule_suite(void) {
     tcase_add_test(tc, test_config_reader);
     tcase_add_test(tc, test_schedule_argument_errors);
     tcase_add_test(tc, test_diffcoremix_edm_schedule);
+    tcase_add_test(tc, test_diffusemix_schedule);
     suite_add_tcase(s, tc);
     return s;
 }
