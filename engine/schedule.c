@@ -486,6 +486,12 @@ static da_status ddim_timesteps(da_schedule *s, int N, da_error *err) {
         }
         s->timesteps[i] = (float)t;
     }
+    if (c->spacing == DA_SPACING_TRAILING && np_arange_len(T, 0, -(double)T / N) != N)
+        /* diffusers gets N+1 timesteps ending at -1 here and indexes alphas_cumprod[-1], i.e. the
+         * LAST training step, for the extra one: a bug we do not reproduce */
+        return da_err_set(err, DA_ERR_UNSUPPORTED,
+                          "DDIMScheduler: trailing spacing with %d steps gives diffusers %d timesteps ending at -1 "
+                          "(it then uses alphas_cumprod[-1]); choose another step count", N, N + 1);
     return DA_OK;
 }
 
@@ -551,7 +557,11 @@ static da_status discrete_sigma_schedule(da_schedule *s, int N, da_error *err) {
     }
     int n = dpm ? dpm_timesteps(s, N, t) : euler_timesteps(s, N, t);
     for (int i = 0; i < n; i++) {
-        if (t[i] < 0 || t[i] > T - 1) {
+        /* trailing: numpy's arange(T, 0, -T/N) has N+1 elements for some N (61, 103, ...), the
+         * extra one rounding to 0, i.e. timestep -1; diffusers runs it (np.interp clamps its sigma
+         * to sigma_table[0]) and so do we */
+        bool trailing_extra = c->spacing == DA_SPACING_TRAILING && i == n - 1 && n == N + 1 && t[i] == -1;
+        if ((t[i] < 0 && !trailing_extra) || t[i] > T - 1) {
             double bad = t[i];
             free(t);
             free(sg);
@@ -671,6 +681,7 @@ da_status da_schedule_create(const da_sched_config *cfg, int num_inference_steps
     if (!s) return DA_ERR_NOMEM;
     s->cfg = *cfg;
     s->order = 1;
+    s->num_inference_steps = num_inference_steps;
     int N = num_inference_steps;
     da_status st = DA_OK;
     if (cfg->kind == DA_SAMPLER_EDM_EULER) {
@@ -725,7 +736,7 @@ int da_schedule_img2img_begin(const da_schedule *s, double strength, da_error *e
         da_err_set(err, DA_ERR_INVALID_ARG, "img2img: strength %g outside [0, 1]", strength);
         return -1;
     }
-    int N = s->n_steps;
+    int N = s->num_inference_steps;
     int init = (int)((double)N * strength); /* Python int() truncates */
     if (init > N) init = N;
     int t_start = N - init > 0 ? N - init : 0;

@@ -82,7 +82,9 @@ typedef struct da_schedule {
     int n_train;              /* 0 for EDM */
     double *alphas_cumprod;   /* [n_train], exactly torch's float32 values */
     float *train_sigmas;      /* [n_train] sqrt((1-acp)/acp) in float32, ascending in t */
-    int n_steps;              /* num_inference_steps (diffusers' len(timesteps)) */
+    int n_steps;              /* len(timesteps): the steps a full run takes */
+    int num_inference_steps;  /* the count asked for; differs from n_steps only for trailing
+                                 spacing with N = 61, 103, ... (numpy's arange adds a step at t = -1) */
     float *timesteps;         /* [n_steps] the model's timestep per step (integral for DDIM/DPM++) */
     float *sigmas;            /* [n_steps+1] Euler family / DPM++ / EDM sigmas, last = final sigma;
                                  DDIM: the equivalent sqrt((1-acp_t)/acp_t), last 0 (informative) */
@@ -97,7 +99,8 @@ da_status da_schedule_create(const da_sched_config *cfg, int num_inference_steps
                              da_error *err);
 void da_schedule_free(da_schedule *s);
 
-/* img2img (StableDiffusionImg2ImgPipeline.get_timesteps): init_timestep = min(int(N*strength), N),
+/* img2img (StableDiffusionImg2ImgPipeline.get_timesteps, N = num_inference_steps as requested):
+ * init_timestep = min(int(N*strength), N),
  * t_start = max(N - init_timestep, 0); the steps run are [t_start*order, N). Returns the begin
  * index, or -1 with err set when strength is outside [0,1] or no step would run. */
 int da_schedule_img2img_begin(const da_schedule *s, double strength, da_error *err);

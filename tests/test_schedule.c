@@ -222,7 +222,19 @@ START_TEST(test_schedule_argument_errors) {
     ck_assert_int_eq(da_schedule_img2img_begin(s, 0.5, &e), 25);
     ck_assert(s->timesteps[25] == 481.0f);
     da_schedule_free(s);
+    /* DDIM trailing with 61 steps: diffusers' extra timestep -1 would read alphas_cumprod[-1] */
+    c.spacing = DA_SPACING_TRAILING;
+    ck_assert_int_eq(da_schedule_create(&c, 61, &s, &e), DA_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e.msg, "-1"));
+    ck_assert_int_eq(da_schedule_create(&c, 60, &s, &e), DA_OK);
+    da_schedule_free(s);
+    c.kind = DA_SAMPLER_EULER;
+    ck_assert_int_eq(da_schedule_create(&c, 61, &s, &e), DA_OK);
+    ck_assert(s->n_steps == 62 && s->num_inference_steps == 61 && s->timesteps[61] == -1.0f);
+    ck_assert(s->sigmas[61] == s->train_sigmas[0] && s->sigmas[62] == 0.0f);
+    da_schedule_free(s);
     c.kind = DA_SAMPLER_EULER_A;
+    c.spacing = DA_SPACING_LINSPACE;
     c.sigmas = DA_SIGMAS_KARRAS;
     ck_assert_int_eq(da_schedule_create(&c, 10, &s, &e), DA_ERR_INVALID_ARG);
     da_sched_config_defaults(&c, DA_SAMPLER_EDM_EULER);

@@ -111,10 +111,16 @@ SCHEDULE_CASES = [
 ]
 
 
+# trailing spacing with 61 steps: numpy's arange gives 62 timesteps, the last one -1
+EXTRA_CASES = [("vpred_trailing", "euler", {}, 61), ("vpred_trailing", "euler_a", {}, 61),
+               ("vpred_trailing", "dpmpp_2m", {}, 61), ("vpred_trailing", "euler", {}, 103)]
+
+
 def schedules():
     cases = []
-    for cfg_name, kind, opts in SCHEDULE_CASES:
-        for n in STEPS:
+    todo = [(c, k, o, n) for c, k, o in SCHEDULE_CASES for n in STEPS] + EXTRA_CASES
+    for cfg_name, kind, opts, n in todo:
+        if True:
             s = make(cfg_name, kind, **opts)
             s.set_timesteps(n)
             case = {"config": cfg_name, "kind": kind, "opts": opts, "steps": n,
