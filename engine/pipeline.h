@@ -1,0 +1,106 @@
+/* pipeline.h - Stable Diffusion generation: txt2img, img2img and InstructPix2Pix editing over one
+ * loaded model, with every image and guidance branch of a step in one batched UNet call.
+ *
+ * Mirrors diffusers' StableDiffusionPipeline, StableDiffusionImg2ImgPipeline and
+ * StableDiffusionInstructPix2PixPipeline: the same timesteps (schedule.h), the same latent
+ * scaling, the same classifier-free guidance combinations, the same order of random draws in the
+ * torch-compatible noise mode.
+ *
+ * Randomness. Two modes:
+ *   DA_RNG_PHILOX: every draw of item i comes from Philox4x32-10 keyed by (seed, item.image_id,
+ *     item.index, purpose), so an image does not depend on the batch it ran in, the thread count,
+ *     the shard or the backend;
+ *   DA_RNG_TORCH: torch.manual_seed(seed) on the CPU and the draws in diffusers' order for the whole
+ *     batch (posterior sample, initial latents, each ancestral step's noise), so a diffusers result
+ *     with the same seed can be recreated. Items then must share one seed.
+ * Tests inject noise through da_gen_params.noise_hook instead.
+ */
+#ifndef DA_PIPELINE_H
+#define DA_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diffaug.h"
+#include "image.h"
+#include "modelspec.h"
+#include "schedule.h"
+
+typedef struct da_sd da_sd; /* a loaded SD 1.x / InstructPix2Pix model (text encoder, UNet, VAE, tokenizer) */
+
+typedef struct da_sd_options {
+    const char *model;          /* single file, diffusers folder */
+    const char *tokenizer;      /* vocab folder/file when the model has none (single files); NULL: the model's */
+    const char *backend;        /* "cpu" (default), "cuda", "auto" */
+    int threads;                /* 0: OpenMP default */
+    bool strict;                /* unexpected tensors are an error instead of a warning */
+} da_sd_options;
+void da_sd_options_init(da_sd_options *o);
+
+da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err);
+void da_sd_close(da_sd *sd);
+const da_model_config *da_sd_config(const da_sd *sd); /* unet.in_channels == 8: InstructPix2Pix */
+/* SHA-256 of the model's weight files (hex), computed once on first use; for manifests. */
+const char *da_sd_hash(da_sd *sd);
+
+typedef enum da_gen_mode {
+    DA_GEN_TXT2IMG,
+    DA_GEN_IMG2IMG, /* item.init is the source image; params.strength */
+    DA_GEN_EDIT,    /* InstructPix2Pix: item.init is the image to edit; item.image_guidance */
+} da_gen_mode;
+
+typedef enum da_rng_mode { DA_RNG_PHILOX, DA_RNG_TORCH } da_rng_mode;
+
+/* Which draw a noise request is for (also the Philox purpose). */
+typedef enum da_gen_draw {
+    DA_DRAW_POSTERIOR, /* img2img: the VAE posterior sample */
+    DA_DRAW_LATENT,    /* the initial latents (txt2img) or the img2img noise */
+    DA_DRAW_STEP,      /* ancestral / DDIM-eta noise of a step */
+} da_gen_draw;
+
+/* One image to produce. */
+typedef struct da_gen_item {
+    const char *prompt;
+    const char *negative;     /* NULL or "": the empty prompt */
+    float guidance;           /* text CFG scale (<= 1: no unconditional branch) */
+    float image_guidance;     /* DA_GEN_EDIT only */
+    const da_image *init;     /* DA_GEN_IMG2IMG / DA_GEN_EDIT source (resized to width x height) */
+    uint64_t seed;
+    uint64_t image_id;        /* Philox key parts: a dataset image id, or the sample index */
+    uint32_t index;           /* prompt / attempt index */
+} da_gen_item;
+void da_gen_item_init(da_gen_item *it);
+
+/* Called for every draw in DA_RNG_* order; fills out[n] for item `item` (step = -1 unless STEP).
+ * Return non-OK to stop. Used by the parity tests to inject the reference's noise. */
+typedef da_status (*da_noise_hook)(void *ctx, da_gen_draw draw, int item, int step, float *out, size_t n);
+/* Called after every step with the batch's latents [n_items, 4, h, w]; return non-OK to stop
+ * (DA_ERR_INTERRUPTED for a user's Ctrl-C). */
+typedef da_status (*da_step_hook)(void *ctx, int step, int n_steps, const float *latents, size_t n);
+
+typedef struct da_gen_params {
+    da_gen_mode mode;
+    da_sampler_kind sampler;  /* DA_SAMPLER_DDIM, _EULER, _EULER_A, _DPMPP_2M, _EDM_EULER */
+    bool karras;              /* Karras sigmas (dpmpp_2m_karras) */
+    int steps;
+    float strength;           /* img2img */
+    float eta;                /* DDIM */
+    int width, height;        /* multiples of 8 */
+    da_rng_mode rng;
+    da_noise_hook noise_hook; void *noise_ctx;
+    da_step_hook step_hook;   void *step_ctx;
+} da_gen_params;
+void da_gen_params_init(da_gen_params *p); /* txt2img, Euler a, 20 steps, 512x512, Philox */
+
+/* Generate n images (all in one batched loop). out[i] receives RGB8 width x height (caller frees
+ * with da_image_free); latents (may be NULL) receives the final latents [n, 4, h, w] unscaled
+ * (before the 1/0.18215 of decoding). */
+da_status da_sd_generate(da_sd *sd, const da_gen_params *p, const da_gen_item *items, int n, da_image *out,
+                         float *latents, da_error *err);
+
+/* The parameters of one output as PNG text chunks (prompt, negative, seed, sampler, steps,
+ * guidance, strength, model hash, diffaug version): keys/values valid until the next call. */
+int da_gen_text_chunks(da_sd *sd, const da_gen_params *p, const da_gen_item *it, const char ***keys,
+                       const char ***values);
+
+#endif /* DA_PIPELINE_H */
