@@ -9,7 +9,10 @@ with build/bench/bench_clip (median of >= 5 runs, >= 2 s) and with transformers 
 (torch.set_num_threads(THREADS), inference_mode, median of the same count after a warm-up),
 prints one table and deletes the models (they are 0.6 and 1.7 GB).
 
-Usage: /root/refenv/bin/python bench/compare_clip.py [BUILD=build] [TMPDIR=/tmp] [THREADS=2]
+Usage: [OMP_WAIT_POLICY=PASSIVE] /root/refenv/bin/python bench/compare_clip.py [BUILD=build] [TMPDIR=/tmp] [THREADS=2]
+The load average is printed with the table: on a shared host, other processes on the same cores
+make libgomp's spinning barriers (both sides use libgomp) cost far more than the work;
+OMP_WAIT_POLICY=PASSIVE (inherited by both sides) makes them sleep instead.
 Pinned: torch 2.15.0, transformers 5.23.0.
 """
 import os
@@ -55,8 +58,13 @@ def ours(model, args):
     return [float(l.split("median_ms")[1]) / 1e3 for l in out.splitlines() if "median_ms" in l][0]
 
 
+def loadavg():
+    return open("/proc/loadavg").read().split()[0]
+
+
 def main():
     torch.set_num_threads(THREADS)
+    load0 = loadavg()
     rows = []
     work = tempfile.mkdtemp(prefix="diffaug-bench-clip-", dir=TMP)
     try:
@@ -84,7 +92,8 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"# {time.strftime('%Y-%m-%d')}, {cpu_name()}, {os.cpu_count()} cores, {THREADS} threads on both sides; "
-          f"torch {torch.__version__}, transformers {transformers.__version__}; f32 weights, random (seed 1)")
+          f"torch {torch.__version__}, transformers {transformers.__version__}; f32 weights, random (seed 1); "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average {load0} before, {loadavg()} after")
     print("| network | input | diffaug ms | transformers ms | speed-up |")
     print("|---|---|---|---|---|")
     for name, shape, a, b in rows:

@@ -8,6 +8,7 @@
  */
 #include "clip.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,6 +279,9 @@ da_status da_clip_text_forward(const da_clip_text *t, da_backend *be, da_arena *
     if (B < 1 || L < 1 || L > c->max_positions)
         return da_err_set(err, DA_ERR_SHAPE, "input_ids: shape [%d, %d], expected [batch >= 1, 1..%d]", B, L,
                           c->max_positions);
+    /* GEMM row counts are int, and the MLP activations are B*L*intermediate floats */
+    if ((int64_t)B * L * (c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size) > INT32_MAX)
+        return da_err_set(err, DA_ERR_OVERFLOW, "input_ids: batch %d x %d tokens is too large for one forward", B, L);
     if (opts->clip_skip < 0 || opts->clip_skip >= c->num_layers)
         return da_err_set(err, DA_ERR_INVALID_ARG, "clip_skip %d: expected 0..%d (the model has %d layers)",
                           opts->clip_skip, c->num_layers - 1, c->num_layers);
@@ -429,6 +433,10 @@ static void vision_forward(const void *ctx, da_backend *be, da_arena *a) {
 da_status da_clip_vision_forward(const da_clip_vision *v, da_backend *be, da_arena *a, const float *pixel_values,
                                  int B, const da_clip_vision_out *out, da_error *err) {
     if (B < 1) return da_err_set(err, DA_ERR_SHAPE, "pixel_values: batch %d, expected >= 1", B);
+    const da_clip_vision_config *c = &v->cfg;
+    int64_t widest = c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size;
+    if ((int64_t)B * v->tokens * widest > INT32_MAX || (int64_t)B * 3 * c->image_size * c->image_size > INT32_MAX)
+        return da_err_set(err, DA_ERR_OVERFLOW, "pixel_values: batch %d is too large for one forward", B);
     vision_run r = {v, pixel_values, B, out};
     return plan_and_run(be, a, vision_forward, &r, "CLIP vision", err);
 }
