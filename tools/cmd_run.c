@@ -11,11 +11,18 @@
 #include "run.h"
 #include "util.h"
 
+/* the runners (tools/run_<family>.c) */
+da_status run_clip_text(run_ctx *ctx, const char *component, da_error *err);
+da_status run_clip_vision(run_ctx *ctx, const char *component, da_error *err);
+
 /* component name -> runner; each network family registers its components here */
 static const struct {
     const char *name;
     run_fn fn;
 } components[] = {
+    {"text_encoder", run_clip_text},
+    {"clip_text", run_clip_text},
+    {"clip_vision", run_clip_vision},
     {NULL, NULL},
 };
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""compare_clip.py - diffaug's CLIP forwards beside transformers on the same machine and threads.
+
+Makes full-size random-weight models with `diffaug mkmodel` (clip-vit-l14 for the CLIP-L text
+tower, which is SD 1.x's text encoder; clip-vit-b32 for the ViT-B/32 vision tower), times
+  * CLIP-L text, ids [2, 77] -> last_hidden_state + pooler_output
+  * ViT-B/32 vision, pixel_values [8, 3, 224, 224] -> last_hidden_state + image_embeds
+with build/bench/bench_clip (median of >= 5 runs, >= 2 s) and with transformers CLIPModel
+(torch.set_num_threads(THREADS), inference_mode, median of the same count after a warm-up),
+prints one table and deletes the models (they are 0.6 and 1.7 GB).
+
+Usage: [OMP_WAIT_POLICY=PASSIVE] /root/refenv/bin/python bench/compare_clip.py [BUILD=build] [TMPDIR=/tmp] [THREADS=2]
+The load average is printed with the table: on a shared host, other processes on the same cores
+make libgomp's spinning barriers (both sides use libgomp) cost far more than the work;
+OMP_WAIT_POLICY=PASSIVE (inherited by both sides) makes them sleep instead.
+Pinned: torch 2.15.0, transformers 5.23.0.
+"""
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import transformers
+from transformers import CLIPModel
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
+TMP = sys.argv[2] if len(sys.argv) > 2 else "/tmp"
+THREADS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+REPS = 5
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def median_time(fn, reps=REPS, min_s=2.0):
+    fn()
+    ts, start = [], time.perf_counter()
+    while len(ts) < reps or time.perf_counter() - start < min_s:
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def ours(model, args):
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    out = subprocess.run([os.path.join(BUILD, "bench", "bench_clip"), model, *args, "--reps", str(REPS)], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return [float(l.split("median_ms")[1]) / 1e3 for l in out.splitlines() if "median_ms" in l][0]
+
+
+def loadavg():
+    return open("/proc/loadavg").read().split()[0]
+
+
+def main():
+    torch.set_num_threads(THREADS)
+    load0 = loadavg()
+    rows = []
+    work = tempfile.mkdtemp(prefix="diffaug-bench-clip-", dir=TMP)
+    try:
+        for config, what in (("clip-vit-l14", "text"), ("clip-vit-b32", "vision")):
+            path = os.path.join(work, config)
+            subprocess.run([os.path.join(BUILD, "diffaug"), "mkmodel", "--config", config, "--layout", "diffusers",
+                            "--dtype", "f32", "--seed", "1", "-o", path], check=True, stdout=subprocess.DEVNULL)
+            m = CLIPModel.from_pretrained(path, dtype=torch.float32).eval()
+            if what == "text":
+                ids = torch.full((2, 77), 49407, dtype=torch.int64)
+                ids[:, 0] = 49406
+                ids[:, 1:8] = torch.arange(321, 328)
+                with torch.inference_mode():
+                    t_ref = median_time(lambda: m.text_model(ids))
+                t_ours = ours(path, ["--text", "2", "--vision", "0"])
+                rows.append(("CLIP-L/14 text (SD 1.x text encoder)", "ids [2, 77]", t_ours, t_ref))
+            else:
+                px = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+                with torch.inference_mode():
+                    t_ref = median_time(lambda: m.visual_projection(m.vision_model(px).pooler_output))
+                t_ours = ours(path, ["--text", "0", "--vision", "8"])
+                rows.append(("ViT-B/32 vision + projection", "pixels [8, 3, 224, 224]", t_ours, t_ref))
+            del m
+            shutil.rmtree(path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"# {time.strftime('%Y-%m-%d')}, {cpu_name()}, {os.cpu_count()} cores, {THREADS} threads on both sides; "
+          f"torch {torch.__version__}, transformers {transformers.__version__}; f32 weights, random (seed 1); "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average {load0} before, {loadavg()} after")
+    print("| network | input | diffaug ms | transformers ms | speed-up |")
+    print("|---|---|---|---|---|")
+    for name, shape, a, b in rows:
+        print(f"| {name} | {shape} | {a * 1e3:.0f} | {b * 1e3:.0f} | {b / a:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
