@@ -16,6 +16,8 @@ static const struct {
     const char *name;
     run_fn fn;
 } components[] = {
+    {"vae_encoder", run_vae},
+    {"vae_decoder", run_vae},
     {NULL, NULL},
 };
 
