@@ -23,6 +23,8 @@ static const struct {
     {"text_encoder", run_clip_text},
     {"clip_text", run_clip_text},
     {"clip_vision", run_clip_vision},
+    {"vae_encoder", run_vae},
+    {"vae_decoder", run_vae},
     {NULL, NULL},
 };
 

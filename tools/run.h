@@ -28,4 +28,7 @@ da_status run_input_ids(const run_ctx *ctx, const char *name, int64_t *dims /* [
 /* Add an f32 output tensor (copied). */
 da_status run_output(run_ctx *ctx, const char *name, int rank, const int64_t *dims, const float *data, da_error *err);
 
+/* runners (one per network family) */
+da_status run_vae(run_ctx *ctx, const char *component, da_error *err); /* vae_encoder, vae_decoder */
+
 #endif
