@@ -16,6 +16,7 @@ static const struct {
     const char *name;
     run_fn fn;
 } components[] = {
+    {"unet", run_unet},
     {NULL, NULL},
 };
 
