@@ -25,6 +25,7 @@ static const struct {
     {"clip_vision", run_clip_vision},
     {"vae_encoder", run_vae},
     {"vae_decoder", run_vae},
+    {"unet", run_unet},
     {NULL, NULL},
 };
 

@@ -19,6 +19,9 @@ typedef struct run_ctx {
 
 typedef da_status (*run_fn)(run_ctx *ctx, const char *component, da_error *err);
 
+/* The runners (tools/run_<family>.c). */
+da_status run_unet(run_ctx *ctx, const char *component, da_error *err);
+
 /* An input tensor by name with its rank and dtype checked; dims[i] < 0 accepts any size there.
  * On success *data is a malloc'd f32 copy (integers are converted) and dims are filled. */
 da_status run_input_f32(const run_ctx *ctx, const char *name, int rank, int64_t *dims, float **data, da_error *err);
