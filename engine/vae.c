@@ -8,9 +8,10 @@
  * Memory plan. A forward keeps two "stage" buffers of the largest activation it will produce
  * (cur and nxt, swapped after every block), and each block takes its temporaries above them
  * with da_arena_mark / da_arena_reset, so the peak is 2 x largest activation + the largest
- * block's temporaries. For the full-size decoder at 512x512 that is 256 MiB (256 channels at
- * 512^2 after the last upsample) x 2 + a resnet's 256 + 128 MiB: ~0.9 GiB, so the decode is
- * exact and untiled (docs/MODELS.md "VAE forwards" has the measured numbers).
+ * block's temporaries. For the full-size decoder at 512x512 that is 2 x 256 MiB (256 channels at
+ * 512^2 after the last upsample) + 256 MiB (the upsample's 2x copy, or a full-resolution resnet's
+ * two 128-channel temporaries): 768 MiB, so the decode is exact and untiled (docs/MODELS.md "VAE
+ * forwards" has the measured numbers).
  */
 #include "vae.h"
 
@@ -209,22 +210,30 @@ static void conv_same(da_backend *be, const vconv *c, const float *x, int N, int
 }
 
 /* ResnetBlock2D: x [N, cin, H, W] -> y [N, cout, H, W] (y must not alias x).
- * Temporaries: t1 holds norm1(x) and later the shortcut, t2 the conv1 output. */
-static void resnet(const da_vae *v, da_backend *be, da_arena *a, const vres *r, const float *x, int N, int H, int W,
+ * When the width changes, x is clobbered: the 1x1 shortcut is taken first (into y), so norm1 + SiLU
+ * can then run in place on x, which every caller passes as a stage buffer it is done with. This
+ * saves a cin-wide temporary where it is largest (decoder up level 3: 256 -> 128 channels at full
+ * resolution, 256 MiB at 512x512). Otherwise t1 holds norm1(x) and t2 the conv1 output. */
+static void resnet(const da_vae *v, da_backend *be, da_arena *a, const vres *r, float *x, int N, int H, int W,
                    float *y) {
     size_t mark = da_arena_mark(a);
-    int HW = H * W, cmax = r->cin > r->cout ? r->cin : r->cout;
-    float *t1 = da_arena_floats(a, nel(N, cmax, H, W));
-    float *t2 = da_arena_floats(a, nel(N, r->cout, H, W));
-    gn(v, be, t1, x, N, r->cin, HW, r->n1g, r->n1b, 1);
-    conv_same(be, &r->c1, t1, N, r->cin, H, W, r->cout, 3, t2);
-    gn(v, be, t2, t2, N, r->cout, HW, r->n2g, r->n2b, 1);
-    conv_same(be, &r->c2, t2, N, r->cout, H, W, r->cout, 3, y);
-    if (r->sc.w.p || r->cin != r->cout) {
-        conv_same(be, &r->sc, x, N, r->cin, H, W, r->cout, 1, t1);
-        da_op_add(be, y, y, t1, nel(N, r->cout, H, W));
+    int HW = H * W;
+    size_t ny = nel(N, r->cout, H, W);
+    if (r->cin != r->cout) {
+        float *t1 = da_arena_floats(a, ny), *t2 = da_arena_floats(a, ny);
+        conv_same(be, &r->sc, x, N, r->cin, H, W, r->cout, 1, y);
+        gn(v, be, x, x, N, r->cin, HW, r->n1g, r->n1b, 1);
+        conv_same(be, &r->c1, x, N, r->cin, H, W, r->cout, 3, t2);
+        gn(v, be, t2, t2, N, r->cout, HW, r->n2g, r->n2b, 1);
+        conv_same(be, &r->c2, t2, N, r->cout, H, W, r->cout, 3, t1);
+        da_op_add(be, y, y, t1, ny); /* (shortcut + hidden) / output_scale_factor 1 */
     } else {
-        da_op_add(be, y, y, x, nel(N, r->cout, H, W));
+        float *t1 = da_arena_floats(a, ny), *t2 = da_arena_floats(a, ny);
+        gn(v, be, t1, x, N, r->cin, HW, r->n1g, r->n1b, 1);
+        conv_same(be, &r->c1, t1, N, r->cin, H, W, r->cout, 3, t2);
+        gn(v, be, t2, t2, N, r->cout, HW, r->n2g, r->n2b, 1);
+        conv_same(be, &r->c2, t2, N, r->cout, H, W, r->cout, 3, y);
+        da_op_add(be, y, y, x, ny);
     }
     da_arena_reset(a, mark);
 }

@@ -322,6 +322,25 @@ START_TEST(test_full_size) {
     da_arena a = {0};
     run_dec(v, be, &a, f, "dec0", t, "sd15/f16");
     run_enc(v, be, &a, f, "enc0", t, "sd15/f16");
+    /* the memory plan of a 512x512 decode and encode (planning only: nothing is computed): 2 stage
+     * buffers of 256 MiB + 256 MiB of block temporaries (docs/MODELS.md), inputs and outputs */
+    for (int dec = 0; dec < 2; dec++) {
+        da_arena p = {0};
+        da_backend *pb = da_backend_cpu_new();
+        da_backend_plan(pb);
+        da_arena_plan(&p);
+        float *in = da_arena_floats(&p, dec ? 4 * 64 * 64 : 3 * 512 * 512);
+        float *o = da_arena_floats(&p, dec ? 3 * 512 * 512 : 8 * 64 * 64);
+        if (dec) da_vae_decode_fwd(v, pb, &p, in, 1, 64, 64, o);
+        else da_vae_encode_fwd(v, pb, &p, in, 1, 512, 512, o);
+        ck_assert_int_eq(pb->st, DA_OK);
+        double mib = p.peak / 1048576.0;
+        fprintf(stderr, "# sd15 %s 512x512 planned arena %.1f MiB, scratch %.1f MiB\n", dec ? "decoder" : "encoder", mib,
+                pb->ws_need / 1048576.0);
+        ck_assert_msg(mib <= (dec ? 772 : 516), "%s arena %.1f MiB", dec ? "decoder" : "encoder", mib);
+        da_arena_free(&p);
+        da_backend_free(pb);
+    }
     da_arena_free(&a);
     da_backend_free(be);
     da_vae_free(v);
