@@ -6,7 +6,8 @@
  *
  * bench/compare_clip.py makes full-size random-weight models, runs this and transformers on the same
  * machine and threads, and prints both. Without MODEL (as bench/run.sh calls it) it says so and
- * exits 0. Output: one line per tower, "clip_text B=2 L=77 median_ms 123.4".
+ * exits 0. Output: one line per tower with the activation arena and backend scratch sizes and the
+ * median ("clip_text B=2 L=77 ... arena_MB 4.26 scratch_MB 1.50 median_ms 123.4").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +88,8 @@ int main(int argc, char **argv) {
         float *hid = malloc(sizeof(float) * text_b * L * D), *pool = malloc(sizeof(float) * text_b * D);
         text_ctx c = {t, be, &a, ids, text_b, L, {hid, pool, NULL}};
         double s = bench_median(run_text, &c, reps, 2.0);
-        printf("clip_text B=%d L=%d D=%d layers=%d median_ms %.1f\n", text_b, L, D, da_clip_text_cfg(t)->num_layers,
-               1e3 * s);
+        printf("clip_text B=%d L=%d D=%d layers=%d arena_MB %.2f scratch_MB %.2f median_ms %.1f\n", text_b, L, D,
+               da_clip_text_cfg(t)->num_layers, a.cap / 1048576.0, be->ws_bytes / 1048576.0, 1e3 * s);
         free(ids), free(hid), free(pool);
         da_clip_text_free(t);
     }
@@ -106,8 +107,9 @@ int main(int argc, char **argv) {
         float *hid = malloc(sizeof(float) * vision_b * T * vc->hidden_size), *emb = malloc(sizeof(float) * vision_b * P);
         vision_ctx c = {v, be, &a, px, vision_b, {hid, NULL, emb}};
         double s = bench_median(run_vision, &c, reps, 2.0);
-        printf("clip_vision B=%d S=%d patch=%d D=%d layers=%d median_ms %.1f\n", vision_b, vc->image_size,
-               vc->patch_size, vc->hidden_size, vc->num_layers, 1e3 * s);
+        printf("clip_vision B=%d S=%d patch=%d D=%d layers=%d arena_MB %.2f scratch_MB %.2f median_ms %.1f\n",
+               vision_b, vc->image_size, vc->patch_size, vc->hidden_size, vc->num_layers, a.cap / 1048576.0,
+               be->ws_bytes / 1048576.0, 1e3 * s);
         free(px), free(hid), free(emb);
         da_clip_vision_free(v);
     }

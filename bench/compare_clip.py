@@ -6,7 +6,8 @@ tower, which is SD 1.x's text encoder; clip-vit-b32 for the ViT-B/32 vision towe
   * CLIP-L text, ids [2, 77] -> last_hidden_state + pooler_output
   * ViT-B/32 vision, pixel_values [8, 3, 224, 224] -> last_hidden_state + image_embeds
 with build/bench/bench_clip (median of >= 5 runs, >= 2 s) and with transformers CLIPModel
-(torch.set_num_threads(THREADS), inference_mode, median of the same count after a warm-up),
+(torch.set_num_threads(THREADS), inference_mode, median of the same count after a warm-up), three
+rounds alternating the two sides (the median of the three medians is printed),
 prints one table and deletes the models (they are 0.6 and 1.7 GB).
 
 Usage: [OMP_WAIT_POLICY=PASSIVE] /root/refenv/bin/python bench/compare_clip.py [BUILD=build] [TMPDIR=/tmp] [THREADS=2]
@@ -58,6 +59,17 @@ def ours(model, args):
     return [float(l.split("median_ms")[1]) / 1e3 for l in out.splitlines() if "median_ms" in l][0]
 
 
+def alternate(f_ours, f_ref, rounds=3):
+    """Medians of `rounds` alternating measurements of each side: a shared host's load drifts
+    during a run, and alternating spreads the drift over both sides."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(f_ours())
+        with torch.inference_mode():
+            b.append(f_ref())
+    return statistics.median(a), statistics.median(b)
+
+
 def loadavg():
     return open("/proc/loadavg").read().split()[0]
 
@@ -77,15 +89,13 @@ def main():
                 ids = torch.full((2, 77), 49407, dtype=torch.int64)
                 ids[:, 0] = 49406
                 ids[:, 1:8] = torch.arange(321, 328)
-                with torch.inference_mode():
-                    t_ref = median_time(lambda: m.text_model(ids))
-                t_ours = ours(path, ["--text", "2", "--vision", "0"])
+                t_ours, t_ref = alternate(lambda: ours(path, ["--text", "2", "--vision", "0"]),
+                                          lambda: median_time(lambda: m.text_model(ids)))
                 rows.append(("CLIP-L/14 text (SD 1.x text encoder)", "ids [2, 77]", t_ours, t_ref))
             else:
                 px = torch.randn(8, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-                with torch.inference_mode():
-                    t_ref = median_time(lambda: m.visual_projection(m.vision_model(px).pooler_output))
-                t_ours = ours(path, ["--text", "0", "--vision", "8"])
+                t_ours, t_ref = alternate(lambda: ours(path, ["--text", "0", "--vision", "8"]),
+                                          lambda: median_time(lambda: m.visual_projection(m.vision_model(px).pooler_output)))
                 rows.append(("ViT-B/32 vision + projection", "pixels [8, 3, 224, 224]", t_ours, t_ref))
             del m
             shutil.rmtree(path)

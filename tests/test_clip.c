@@ -241,6 +241,16 @@ START_TEST(test_sd_text_encoder) {
         text_case(path, DA_COMP_TEXT_ENCODER, fx, models[i].dtype, 0, label);
         snprintf(inp, sizeof inp, DATA "/%s.in.safetensors", fx);
         cli_case(path, "text_encoder", inp, fx, models[i].dtype, label);
+        if (!single) {
+            /* the text_encoder/ folder alone, and its weights file alone (no config: shapes decide) */
+            char comp[1024];
+            snprintf(comp, sizeof comp, "%s/text_encoder", path);
+            snprintf(label, sizeof label, "sd15 text_encoder/ %s", models[i].dtype);
+            cli_case(comp, "text_encoder", inp, fx, models[i].dtype, label);
+            snprintf(comp, sizeof comp, "%s/text_encoder/model.safetensors", path);
+            snprintf(label, sizeof label, "sd15 text_encoder/model.safetensors %s", models[i].dtype);
+            cli_case(comp, "text_encoder", inp, fx, models[i].dtype, label);
+        }
         if (!strcmp(models[i].dtype, "f32")) {
             snprintf(label, sizeof label, "sd15 %s f32 clip_skip=1", models[i].layout);
             text_case(path, DA_COMP_TEXT_ENCODER, "sd15-text-f32-skip1", "f32", 1, label);
