@@ -539,9 +539,11 @@ da_status da_unet_forward(da_unet_ctx *c, const da_unet_shape *s, const float *s
     }
     c->arena.off = 0;
     unet_graph(c->u, c->be, &c->arena, s, sample, timesteps, context, out);
+    /* take the backend's sticky error in every case, so the next forward starts clean */
+    da_status st = da_backend_take_error(c->be, err);
     if (c->arena.overflow) {
         c->ready = false;
         return da_err_set(err, DA_ERR_INVALID_ARG, "unet: the forward outgrew its plan (a bug)");
     }
-    return da_backend_take_error(c->be, err);
+    return st;
 }
