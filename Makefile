@@ -29,7 +29,8 @@ else ifeq ($(PORTABLE),1)
   BUILD ?= build-portable
   OPT   := -O3 -g
 else
-  BUILD ?= build
+  # a CPU-only build gets its own directory: objects compiled with DIFFAUG_HAVE_CUDA must not be reused
+  BUILD ?= $(if $(filter 1,$(NO_CUDA)),build-nocuda,build)
   OPT   := -O3 -g
 endif
 
@@ -165,11 +166,12 @@ test-gpu: deps
 
 # compute-sanitizer over the gpu suite in one process (CK_FORK=no) with a sync after every launch
 # (DIFFAUG_CUDA_SYNC=1) so a fault names its launcher; memcheck then racecheck (shared memory).
-COMPUTE_SANITIZER ?= $(if $(CUDA_HOME),$(CUDA_HOME)/bin/compute-sanitizer,compute-sanitizer)
+COMPUTE_SANITIZER ?= $(or $(shell command -v compute-sanitizer 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/compute-sanitizer),$(wildcard $(CUDA_HOME)/compute-sanitizer/compute-sanitizer),compute-sanitizer)
 SANITIZE_ENV := CK_FORK=no CK_INCLUDE_TAGS=gpu DIFFAUG_REQUIRE_GPU=1 DIFFAUG_CUDA_SYNC=1 DIFFAUG=$(CLI)
 test-gpu-sanitize: deps
 ifeq ($(HAVE_CUDA),1)
 	@$(MAKE) --no-print-directory test-build
+	@command -v $(COMPUTE_SANITIZER) >/dev/null || { echo "test-gpu-sanitize: compute-sanitizer not found (set COMPUTE_SANITIZER=path; it ships with the CUDA toolkit)"; exit 1; }
 	@$(CLI) devices --require-gpu
 	$(SANITIZE_ENV) $(COMPUTE_SANITIZER) --tool memcheck --leak-check full --error-exitcode 1 $(BUILD)/tests/test_gpu
 	$(SANITIZE_ENV) $(COMPUTE_SANITIZER) --tool racecheck --error-exitcode 1 $(BUILD)/tests/test_gpu
@@ -248,4 +250,4 @@ print-config:
 	@echo "  clang (fuzz)  $(shell command -v clang >/dev/null && clang -dumpversion || echo missing)"
 
 clean:
-	rm -rf build build-san build-portable build-fuzz
+	rm -rf build build-nocuda build-san build-portable build-fuzz

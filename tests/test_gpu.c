@@ -12,11 +12,13 @@
  *   | op                          | tolerance              | why                                           |
  *   | f16/bf16 conversion         | bit-exact              | same integer algorithm as kcommon.h           |
  *   | add/mul/bias/move/gather    | 2e-6 / exact           | one f32 rounding (fma in scale) / pure copies |
- *   | activations, GEGLU          | 1e-5                   | CUDA expf/erfcf are <= 2 ulp, |y| <= 12       |
+ *   | activations                 | 1e-5                   | CUDA expf <= 2 ulp, erfcf <= 4 ulp, |y| <= 12 |
+ *   | GEGLU                       | 4e-5                   | the same, times |hidden| <= 6 (|y| <= 36)     |
  *   | GroupNorm / LayerNorm       | 2e-5 (1e-4 mean 1e4)   | f32 two-pass stats; outputs O(1..4)           |
  *   | softmax                     | 1e-6                   | probabilities <= 1                            |
- *   | timestep embedding          | 1e-4                   | sin/cos of f32 arguments up to 1e3 rad (1 ulp |
- *   |                             |                        | of the argument is 6e-5)                      |
+ *   | timestep embedding          | 3e-4                   | sin/cos of f32 arguments up to 1e3 rad: 1 ulp |
+ *   |                             |                        | of the argument is 6e-5, and CUDA's expf (2   |
+ *   |                             |                        | ulp) feeds it; the CPU's f32 path gets 1e-4   |
  *   | linear/conv f32 weights     | 2e-5 rel               | FP32 GEMM, K <= 4608 terms                    |
  *   | linear/conv f16 weights     | 4e-3 rel, cos 0.99999  | activations rounded to f16 (2^-11 each)       |
  *   | linear/conv bf16 weights    | 3e-2 rel, cos 0.9999   | activations rounded to bf16 (2^-8 each)       |
@@ -265,7 +267,7 @@ START_TEST(test_gpu_activations) {
         float *y = host_from(be, dy, M * F);
         assert_ok(be);
         dk_geglu_ref(yr, x, M, F);
-        DA_ASSERT_CLOSE("geglu", y, yr, M * F, 0.9999999, 1e-5);
+        DA_ASSERT_CLOSE("geglu", y, yr, M * F, 0.9999999, 4e-5);
         be->ops->mem_free(be, dx), be->ops->mem_free(be, dy);
         free(x), free(yr), free(y);
     }
@@ -407,7 +409,7 @@ START_TEST(test_gpu_timestep_embedding) {
         da_op_timestep_embedding(be, dy, dt, 5, &p);
         float *y = host_from(be, dy, n);
         dk_timestep_embedding_ref(r, t, 5, &p);
-        DA_ASSERT_CLOSE("temb", y, r, n, 0.99999, 1e-4);
+        DA_ASSERT_CLOSE("temb", y, r, n, 0.99999, 3e-4);
         be->ops->mem_free(be, dt), be->ops->mem_free(be, dy);
         free(r), free(y);
     }
