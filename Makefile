@@ -3,7 +3,9 @@
 #   make                 library + CLI (build/diffaug); CUDA backend too when nvcc is found
 #   make test            Check suites (fast + model tags) with TAP output and a summary
 #   make test-slow       the slow-tagged suites (full-size models)
-#   make test-gpu        the GPU suite (only when a GPU is present)
+#   make test-gpu        the GPU suite; fails loudly when there is no GPU (DIFFAUG_REQUIRE_GPU=1)
+#   make test-gpu-sanitize  the GPU suite under compute-sanitizer memcheck, then racecheck
+#   make bench-gpu       CUDA kernel benchmarks on SD 1.5 shapes (refuses to run without a GPU)
 #   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
 #   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
 #   make bench           CPU kernel benchmarks beside OpenBLAS
@@ -27,7 +29,8 @@ else ifeq ($(PORTABLE),1)
   BUILD ?= build-portable
   OPT   := -O3 -g
 else
-  BUILD ?= build
+  # a CPU-only build gets its own directory: objects compiled with DIFFAUG_HAVE_CUDA must not be reused
+  BUILD ?= $(if $(filter 1,$(NO_CUDA)),build-nocuda,build)
   OPT   := -O3 -g
 endif
 
@@ -95,8 +98,8 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 LIB  := $(BUILD)/libdiffaug.a
 CLI  := $(BUILD)/diffaug
 
-.PHONY: all deps deps-bench deps-fuzz test test-slow test-gpu test-build fuzz bench bench-build \
-        print-config clean cuda-check demo
+.PHONY: all deps deps-bench deps-fuzz test test-slow test-gpu test-gpu-sanitize test-build fuzz bench bench-build \
+        bench-gpu print-config clean cuda-check demo
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -154,9 +157,27 @@ test-slow: deps
 	@$(MAKE) --no-print-directory test-build
 	@DIFFAUG=$(CLI) CK_INCLUDE_TAGS="slow" tests/run.sh $(BUILD)/tests
 
+# test-gpu asks for a GPU (DIFFAUG_REQUIRE_GPU=1): with none, `diffaug devices --require-gpu` says why
+# and the suite's tests fail instead of skipping. Plain `make test` skips the gpu tag entirely.
 test-gpu: deps
 	@$(MAKE) --no-print-directory test-build
+	@$(CLI) devices --require-gpu || echo "test-gpu: NO USABLE GPU - every gpu test will fail (DIFFAUG_REQUIRE_GPU=1)"
 	@DIFFAUG=$(CLI) CK_INCLUDE_TAGS="gpu" DIFFAUG_REQUIRE_GPU=1 tests/run.sh $(BUILD)/tests
+
+# compute-sanitizer over the gpu suite in one process (CK_FORK=no) with a sync after every launch
+# (DIFFAUG_CUDA_SYNC=1) so a fault names its launcher; memcheck then racecheck (shared memory).
+COMPUTE_SANITIZER ?= $(or $(shell command -v compute-sanitizer 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/compute-sanitizer),$(wildcard $(CUDA_HOME)/compute-sanitizer/compute-sanitizer),compute-sanitizer)
+SANITIZE_ENV := CK_FORK=no CK_INCLUDE_TAGS=gpu DIFFAUG_REQUIRE_GPU=1 DIFFAUG_CUDA_SYNC=1 DIFFAUG=$(CLI)
+test-gpu-sanitize: deps
+ifeq ($(HAVE_CUDA),1)
+	@$(MAKE) --no-print-directory test-build
+	@command -v $(COMPUTE_SANITIZER) >/dev/null || { echo "test-gpu-sanitize: compute-sanitizer not found (set COMPUTE_SANITIZER=path; it ships with the CUDA toolkit)"; exit 1; }
+	@$(CLI) devices --require-gpu
+	$(SANITIZE_ENV) $(COMPUTE_SANITIZER) --tool memcheck --leak-check full --error-exitcode 1 $(BUILD)/tests/test_gpu
+	$(SANITIZE_ENV) $(COMPUTE_SANITIZER) --tool racecheck --error-exitcode 1 $(BUILD)/tests/test_gpu
+else
+	@echo "test-gpu-sanitize: this build has no CUDA backend (nvcc not found, or NO_CUDA=1)"; exit 1
+endif
 
 # ---- demo --------------------------------------------------------------------------------------
 # What runs without a model today; the recipes add their rows (original | generated | hybrid | final).
@@ -190,10 +211,24 @@ bench: deps deps-bench
 	@$(MAKE) --no-print-directory bench-build
 	@bench/run.sh $(BUILD)/bench
 
+# ---- GPU benchmarks (CUDA builds only; bench/gpu stays out of `make bench`'s CPU table) --------
+BENCH_GPU := $(BUILD)/bench/bench_gpu
+$(BENCH_GPU): bench/gpu/bench_gpu.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench-gpu:
+ifeq ($(HAVE_CUDA),1)
+	@$(MAKE) --no-print-directory $(BENCH_GPU)
+	@$(BENCH_GPU)
+else
+	@echo "bench-gpu: this build has no CUDA backend (nvcc not found, or NO_CUDA=1)"; exit 1
+endif
+
 # ---- CUDA compile check (CI) -------------------------------------------------------------------
 cuda-check:
 ifeq ($(HAVE_CUDA),1)
-	@$(MAKE) --no-print-directory $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) && echo "cuda: every .cu file compiled for sm_$(CUDA_ARCH)"
+	@$(MAKE) --no-print-directory $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) $(BUILD)/obj/engine/backend_cuda.o $(BENCH_GPU) $(BUILD)/tests/test_gpu && echo "cuda: every .cu file compiled for sm_$(CUDA_ARCH); backend_cuda.c, bench_gpu and test_gpu built and linked"
 else
 	@echo "cuda: nvcc not found (or NO_CUDA=1); CUDA compile check skipped"
 endif
@@ -215,4 +250,4 @@ print-config:
 	@echo "  clang (fuzz)  $(shell command -v clang >/dev/null && clang -dumpversion || echo missing)"
 
 clean:
-	rm -rf build build-san build-portable build-fuzz
+	rm -rf build build-nocuda build-san build-portable build-fuzz

@@ -19,10 +19,12 @@ da_status da_arena_commit(da_arena *a, size_t extra, da_error *err) {
     if (!da_add_size(a->peak, extra, &bytes) || !da_add_size(bytes, DA_ARENA_ALIGN, &bytes))
         return da_err_set(err, DA_ERR_OVERFLOW, "activation arena: size overflow");
     bytes = bytes / DA_ARENA_ALIGN * DA_ARENA_ALIGN;
-    char *p = aligned_alloc(DA_ARENA_ALIGN, bytes);
+    char *p = a->block_alloc ? a->block_alloc(a->block_ctx, bytes) : aligned_alloc(DA_ARENA_ALIGN, bytes);
     if (!p)
-        return da_err_set(err, DA_ERR_NOMEM, "activation arena: cannot allocate %.1f MiB", bytes / 1048576.0);
-    free(a->base);
+        return da_err_set(err, DA_ERR_NOMEM, "activation arena: cannot allocate %.1f MiB%s", bytes / 1048576.0,
+                          a->block_alloc ? " of backend memory" : "");
+    if (a->block_free) a->block_free(a->block_ctx, a->base);
+    else free(a->base);
     a->base = p;
     a->cap = bytes;
     a->off = 0;
@@ -32,8 +34,13 @@ da_status da_arena_commit(da_arena *a, size_t extra, da_error *err) {
 }
 
 void da_arena_free(da_arena *a) {
-    free(a->base);
+    void *(*ba)(void *, size_t) = a->block_alloc;
+    void (*bf)(void *, void *) = a->block_free;
+    void *ctx = a->block_ctx;
+    if (bf) bf(ctx, a->base);
+    else free(a->base);
     memset(a, 0, sizeof *a);
+    a->block_alloc = ba, a->block_free = bf, a->block_ctx = ctx;
 }
 
 void *da_arena_alloc(da_arena *a, size_t bytes) {

@@ -22,6 +22,11 @@ typedef struct da_arena {
     size_t peak;    /* high-water mark of off */
     bool planning;  /* allocations are counted, not backed */
     bool overflow;  /* an allocation did not fit (a bug: the plan was smaller than the run) */
+    /* Where the block lives: NULL = host memory (aligned_alloc); a backend sets these (backend.h
+     * da_arena_on_backend) to put activations in device memory. Kept across plan / free. */
+    void *(*block_alloc)(void *ctx, size_t bytes);
+    void (*block_free)(void *ctx, void *p);
+    void *block_ctx;
 } da_arena;
 
 /* Start counting (no memory). */

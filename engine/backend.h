@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "attention.h"
 #include "conv.h"
 #include "diffaug.h"
@@ -76,6 +77,14 @@ typedef struct da_backend_ops {
     void (*copy)(da_backend *be, float *dst, const float *src, size_t n);
     void (*upload)(da_backend *be, float *dst, const float *host, size_t n);
     void (*download)(da_backend *be, float *host, const float *src, size_t n);
+    /* Optional (NULL = host memory, the CPU's behaviour). Backend memory for scratch and arena blocks;
+     * adopt_weight makes a bound weight usable by the backend: the CUDA backend uploads the `bytes`
+     * at w->p once (kept in its stored dtype, owned by the backend until da_backend_free) and points
+     * w->p at the device copy; the CPU's is the identity. destroy frees everything the backend owns. */
+    void *(*mem_alloc)(da_backend *be, size_t bytes);
+    void (*mem_free)(da_backend *be, void *p);
+    da_status (*adopt_weight)(da_backend *be, da_w *w, size_t bytes);
+    void (*destroy)(da_backend *be);
 } da_backend_ops;
 
 struct da_backend {
@@ -90,6 +99,18 @@ struct da_backend {
 
 /* The CPU backend (always present). */
 da_backend *da_backend_cpu_new(void);
+/* The CUDA backend on GPU `device` (defined only in a CUDA build; use da_backend_new elsewhere).
+ * NULL and a DA_ERR_CUDA error naming the failing call when there is no usable GPU. */
+da_backend *da_backend_cuda_new(int device, da_error *err);
+/* By name, in every build: "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (CUDA when this build has it
+ * and a GPU answers, else the CPU: the only way to get the CPU without asking for it). "cuda" where
+ * there is no CUDA build or no GPU is DA_ERR_CUDA, never a silent CPU run. */
+da_backend *da_backend_new(const char *name, da_error *err);
+/* Put the arena's block in the backend's memory (device memory for CUDA; no-op for the CPU). Call
+ * before da_arena_commit; the backend must outlive the arena's block. */
+void da_arena_on_backend(da_arena *a, da_backend *be);
+/* Make the backend's copy of a bound weight (identity on the CPU); see adopt_weight. */
+da_status da_backend_adopt(da_backend *be, da_w *w, size_t bytes);
 void da_backend_free(da_backend *be);
 /* Start a planning pass (clears the recorded scratch need, keeps any allocated scratch). */
 void da_backend_plan(da_backend *be);

@@ -115,6 +115,8 @@ static void cpu_copy(da_backend *be, float *dst, const float *src, size_t n) {
     if (dst != src) memmove(dst, src, n * sizeof *dst);
 }
 
+static da_status cpu_adopt(da_backend *be, da_w *w, size_t bytes) { return DA_OK; }
+
 static const da_backend_ops cpu_ops = {
     .name = "cpu",
     .linear_ws = linear_workspace_size,
@@ -140,6 +142,7 @@ static const da_backend_ops cpu_ops = {
     .copy = cpu_copy,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .adopt_weight = cpu_adopt,
 };
 
 da_backend *da_backend_cpu_new(void) {
@@ -150,8 +153,16 @@ da_backend *da_backend_cpu_new(void) {
 
 void da_backend_free(da_backend *be) {
     if (!be) return;
+    if (be->ops->destroy) {
+        be->ops->destroy(be);
+        return;
+    }
     free(be->ws);
     free(be);
+}
+
+da_status da_backend_adopt(da_backend *be, da_w *w, size_t bytes) {
+    return be->ops->adopt_weight ? be->ops->adopt_weight(be, w, bytes) : DA_OK;
 }
 
 void da_backend_plan(da_backend *be) {
@@ -163,9 +174,11 @@ da_status da_backend_commit(da_backend *be, da_error *err) {
     be->planning = false;
     if (be->st) return da_backend_take_error(be, err);
     if (be->ws_need > be->ws_bytes) {
-        void *p = malloc(be->ws_need);
-        if (!p) return da_err_set(err, DA_ERR_NOMEM, "backend scratch: cannot allocate %zu bytes", be->ws_need);
-        free(be->ws);
+        void *p = be->ops->mem_alloc ? be->ops->mem_alloc(be, be->ws_need) : malloc(be->ws_need);
+        if (!p) return da_err_set(err, DA_ERR_NOMEM, "%s backend scratch: cannot allocate %zu bytes", be->ops->name,
+                                  be->ws_need);
+        if (be->ops->mem_free) be->ops->mem_free(be, be->ws);
+        else free(be->ws);
         be->ws = p;
         be->ws_bytes = be->ws_need;
     }

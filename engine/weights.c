@@ -68,6 +68,20 @@ static da_w view_of(da_binder *b, const da_st_tensor *ft) {
     return w;
 }
 
+/* Hand the view to the binder's backend, if any (device upload for CUDA). */
+static da_w adopt(da_binder *b, da_w w, size_t bytes, const char *name) {
+    if (!b->be || b->st) return w;
+    da_status st = da_backend_adopt(b->be, &w, bytes);
+    if (st) {
+        da_error e;
+        da_backend_take_error(b->be, &e);
+        b->st = da_err_set(&b->err, st, "%s: placing '%s' on the %s backend: %s", b->m->path, name,
+                           b->be->ops->name, e.msg);
+        return (da_w){0};
+    }
+    return w;
+}
+
 da_w da_bind(da_binder *b, const char *fmt, ...) {
     if (b->st) return (da_w){0};
     char name[256];
@@ -76,7 +90,9 @@ da_w da_bind(da_binder *b, const char *fmt, ...) {
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     const da_st_tensor *ft = lookup(b, name);
-    return ft ? view_of(b, ft) : (da_w){0};
+    if (!ft) return (da_w){0};
+    da_w w = view_of(b, ft);
+    return b->st ? (da_w){0} : adopt(b, w, ft->nbytes, name);
 }
 
 const float *da_bind_f32(da_binder *b, const char *fmt, ...) {
@@ -88,9 +104,11 @@ const float *da_bind_f32(da_binder *b, const char *fmt, ...) {
     va_end(ap);
     const da_st_tensor *ft = lookup(b, name);
     if (!ft) return NULL;
+    da_w w = {.t = DK_F32, .rank = 1, .shape = {(int64_t)ft->numel}};
     if (ft->dtype == DA_F32 && (uintptr_t)ft->data % 4 == 0) {
         b->bytes_mapped += ft->nbytes;
-        return ft->data;
+        w.p = ft->data;
+        return adopt(b, w, ft->nbytes, name).p;
     }
     float *out = own(b, ft->numel * sizeof(float));
     if (!out) {
@@ -99,7 +117,8 @@ const float *da_bind_f32(da_binder *b, const char *fmt, ...) {
     }
     da_convert_to_f32(ft->dtype, ft->data, out, ft->numel);
     b->bytes_copied += ft->numel * sizeof(float);
-    return out;
+    w.p = out;
+    return adopt(b, w, ft->numel * sizeof(float), name).p;
 }
 
 void da_binder_release(da_binder *b) {

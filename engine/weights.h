@@ -26,6 +26,10 @@ typedef struct da_binder {
     void **owned;     /* copies made while binding, freed by da_binder_release */
     size_t n_owned, cap_owned;
     size_t bytes_mapped, bytes_copied;
+    /* Optional: set after da_binder_init to place every bound weight on this backend (the CUDA
+     * backend uploads each tensor once and da_bind / da_bind_f32 return device pointers, owned by
+     * the backend). NULL: host views into the mapping, as before. */
+    da_backend *be;
 } da_binder;
 
 void da_binder_init(da_binder *b, const da_model_file *m, da_component comp);

@@ -97,6 +97,8 @@ START_TEST(test_binder_layouts_and_dtypes) {
             ck_assert_msg(da_model_open(path, &m, &err) == DA_OK, "%s", err.msg);
             da_binder b;
             da_binder_init(&b, m, DA_COMP_UNET);
+            da_backend *cpu = da_backend_cpu_new();
+            b.be = cpu; /* the CPU's adopt is the identity: the same views as without a backend */
             da_w w = da_bind(&b, "conv_in.weight");
             const float *bias = da_bind_f32(&b, "down_blocks.%d.resnets.%d.norm1.bias", 0, 1);
             ck_assert_int_eq(b.st, DA_OK);
@@ -124,6 +126,7 @@ START_TEST(test_binder_layouts_and_dtypes) {
             ck_assert_ptr_nonnull(strstr(b.err.msg, "no.such.tensor"));
             ck_assert_ptr_null(da_bind_f32(&b, "conv_in.bias"));
             da_binder_release(&b);
+            da_backend_free(cpu);
             da_model_close(m);
         }
     free(first);
@@ -132,11 +135,62 @@ START_TEST(test_binder_layouts_and_dtypes) {
 }
 END_TEST
 
+/* The arena's block allocator hook (how a backend puts activations in its memory) survives
+ * plan / free and is used for the block. */
+static size_t g_blocks_alloc, g_blocks_free;
+static void *count_alloc(void *ctx, size_t bytes) {
+    g_blocks_alloc++;
+    *(size_t *)ctx = bytes;
+    return aligned_alloc(DA_ARENA_ALIGN, bytes);
+}
+static void count_free(void *ctx, void *p) {
+    if (p) g_blocks_free++;
+    free(p);
+}
+
+START_TEST(test_arena_block_allocator) {
+    size_t last = 0;
+    da_arena a = {0};
+    a.block_alloc = count_alloc, a.block_free = count_free, a.block_ctx = &last;
+    da_error err;
+    for (int round = 0; round < 2; round++) {
+        da_arena_plan(&a);
+        ck_assert_ptr_eq(a.block_alloc, count_alloc);
+        da_arena_floats(&a, 1000);
+        ck_assert_int_eq(da_arena_commit(&a, 0, &err), DA_OK);
+        ck_assert_uint_ge(last, 4000);
+        ck_assert_ptr_nonnull(da_arena_floats(&a, 1000));
+    }
+    ck_assert_uint_eq(g_blocks_alloc, 2);
+    da_arena_free(&a);
+    ck_assert_uint_eq(g_blocks_free, 2);
+    /* the CPU backend keeps host memory: no hook installed */
+    da_backend *be = da_backend_cpu_new();
+    da_arena h = {0};
+    da_arena_on_backend(&h, be);
+    ck_assert_ptr_null(h.block_alloc);
+    /* and its adopt is the identity */
+    float v[3] = {1, 2, 3};
+    da_w w = {v, DK_F32, 1, {3}};
+    ck_assert_int_eq(da_backend_adopt(be, &w, sizeof v), DA_OK);
+    ck_assert_ptr_eq(w.p, v);
+    da_backend_free(be);
+    /* by name */
+    be = da_backend_new("cpu", &err);
+    ck_assert_ptr_nonnull(be);
+    ck_assert_str_eq(be->ops->name, "cpu");
+    da_backend_free(be);
+    ck_assert_ptr_null(da_backend_new("cuda:x", &err));
+    ck_assert_int_eq(err.code, DA_ERR_INVALID_ARG);
+}
+END_TEST
+
 static Suite *backend_suite(void) {
     Suite *s = suite_create("backend");
     TCase *tc = da_tcase("backend", "fast", 30);
     tcase_add_test(tc, test_plan_then_run);
     tcase_add_test(tc, test_sticky_error);
+    tcase_add_test(tc, test_arena_block_allocator);
     suite_add_tcase(s, tc);
     TCase *tm = da_tcase("binder", "model", 60);
     tcase_add_test(tm, test_binder_layouts_and_dtypes);
