@@ -15,6 +15,7 @@ typedef struct cli_command {
 
 int cmd_devices(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -1,0 +1,619 @@
+/* pipeline.c - Stable Diffusion generation (pipeline.h): txt2img, img2img and InstructPix2Pix
+ * edits, every image and guidance branch of a step in one batched UNet call.
+ *
+ * Mirrors diffusers 0.42.1:
+ *   StableDiffusionPipeline.__call__ (encode_prompt, prepare_latents, the CFG loop),
+ *   StableDiffusionImg2ImgPipeline (get_timesteps, prepare_latents: retrieve_latents(sample) *
+ *     scaling_factor, then scheduler.add_noise at timesteps[:1]),
+ *   StableDiffusionInstructPix2PixPipeline (prepare_image_latents: retrieve_latents(argmax), i.e. the
+ *     unscaled posterior mean; three branches [text+image, negative+image, negative+zero image]).
+ * The schedule and the step arithmetic are schedule.c / sampler.c; the networks clip.c, unet.c,
+ * vae.c. See docs/PIPELINES.md for the batch layout, the draw order and the measured parity.
+ */
+#include "pipeline.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "backend.h"
+#include "clip.h"
+#include "modelfile.h"
+#include "rng.h"
+#include "sampler.h"
+#include "sha256.h"
+#include "tokenizer.h"
+#include "torch_rng.h"
+#include "unet.h"
+#include "util.h"
+#include "vae.h"
+
+/* Prompt embeddings kept across calls: recipes generate many images from a few prompts
+ * (DiffuseMix's ten edits, the empty negative prompt), and a prompt is encoded alone (batch 1) so
+ * its embedding is the same bytes whatever else was asked for. */
+#define PROMPT_CACHE 64
+#define N_CHUNKS 16
+
+typedef struct prompt_entry {
+    char *text;
+    float *emb; /* [L, D] */
+    uint64_t used;
+} prompt_entry;
+
+struct da_sd {
+    da_model_file *m;
+    da_tokenizer *tok;
+    da_clip_text *text;
+    da_unet *unet;
+    da_vae *vae;
+    da_backend *be;
+    da_unet_ctx *uctx;
+    da_arena arena; /* CLIP and VAE activations (outside the denoising loop) */
+    int threads;
+    int L, D;       /* text states: tokens, width */
+    prompt_entry cache[PROMPT_CACHE];
+    uint64_t clock;
+    bool hashed;
+    char hash[65];
+    /* da_gen_text_chunks storage */
+    const char *keys[N_CHUNKS], *vals[N_CHUNKS];
+    char *owned[N_CHUNKS];
+};
+
+void da_sd_options_init(da_sd_options *o) {
+    memset(o, 0, sizeof *o);
+    o->backend = "cpu";
+}
+
+void da_gen_item_init(da_gen_item *it) {
+    memset(it, 0, sizeof *it);
+    it->guidance = 7.5f;       /* StableDiffusionPipeline's default guidance_scale */
+    it->image_guidance = 1.5f; /* StableDiffusionInstructPix2PixPipeline's default */
+}
+
+void da_gen_params_init(da_gen_params *p) {
+    memset(p, 0, sizeof *p);
+    p->mode = DA_GEN_TXT2IMG;
+    p->sampler = DA_SAMPLER_EULER_A;
+    p->steps = 20;
+    p->strength = 0.8f; /* StableDiffusionImg2ImgPipeline's default */
+    p->eta = 0.0f;
+    p->width = p->height = 512;
+    p->rng = DA_RNG_PHILOX;
+}
+
+void da_sd_close(da_sd *sd) {
+    if (!sd) return;
+    for (int i = 0; i < PROMPT_CACHE; i++) {
+        free(sd->cache[i].text);
+        free(sd->cache[i].emb);
+    }
+    for (int i = 0; i < N_CHUNKS; i++) free(sd->owned[i]);
+    da_arena_free(&sd->arena);
+    da_unet_ctx_free(sd->uctx);
+    da_backend_free(sd->be);
+    da_vae_free(sd->vae);
+    da_unet_free(sd->unet);
+    da_clip_text_free(sd->text);
+    da_tokenizer_free(sd->tok);
+    da_model_close(sd->m);
+    free(sd);
+}
+
+da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
+    *out = NULL;
+    if (!o || !o->model || !*o->model) return da_err_set(err, DA_ERR_INVALID_ARG, "sd: no model path given");
+    const char *bk = o->backend && *o->backend ? o->backend : "cpu";
+    if (strcmp(bk, "cpu") && strcmp(bk, "auto")) {
+        /* backend.h has only the CPU constructor today; asking for CUDA is never silently served by the CPU */
+        if (!strcmp(bk, "cuda"))
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "backend 'cuda': the CUDA network path is not part of this version");
+        return da_err_set(err, DA_ERR_INVALID_ARG, "unknown backend '%s' (cpu, cuda, auto)", bk);
+    }
+    if (o->threads < 0) return da_err_set(err, DA_ERR_INVALID_ARG, "sd: threads %d must be >= 0", o->threads);
+    da_sd *sd = calloc(1, sizeof *sd);
+    if (!sd) return da_err_set(err, DA_ERR_NOMEM, "sd: out of memory");
+    sd->threads = o->threads;
+    da_status st = da_model_open(o->model, &sd->m, err);
+    if (st) goto fail;
+    const da_model_file *m = sd->m;
+    if (m->cfg.family != DA_FAMILY_SD1 && m->cfg.family != DA_FAMILY_IP2P) {
+        st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: a %s model, not Stable Diffusion 1.x / InstructPix2Pix", m->path,
+                        da_family_name(m->cfg.family));
+        goto fail;
+    }
+    static const da_component need[] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (!da_model_has(m, need[i])) {
+            st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: the model has no %s (a generation model needs unet, vae and "
+                            "text_encoder)", m->path, da_component_name(need[i]));
+            goto fail;
+        }
+    if (o->strict && m->n_ignored) {
+        st = da_err_set(err, DA_ERR_FORMAT, "%s: %zu tensors no network reads (EMA copies, position_ids) and strict "
+                        "loading refuses them", m->path, m->n_ignored);
+        goto fail;
+    }
+    const char *tokp = o->tokenizer && *o->tokenizer ? o->tokenizer : m->tokenizer_dir;
+    if (!tokp) {
+        st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: the model has no tokenizer/ folder; give one (vocab.json + "
+                        "merges.txt) with the tokenizer option (--tokenizer DIR)", m->path);
+        goto fail;
+    }
+    if ((st = da_tokenizer_load(tokp, &sd->tok, err))) goto fail;
+    if ((st = da_clip_text_load(m, DA_COMP_TEXT_ENCODER, &sd->text, err))) goto fail;
+    if ((st = da_unet_load(m, &sd->unet, err))) goto fail;
+    if ((st = da_vae_load(m, &sd->vae, err))) goto fail;
+    sd->L = da_clip_text_cfg(sd->text)->max_positions;
+    sd->D = da_clip_text_cfg(sd->text)->hidden_size;
+    if (da_tokenizer_max_length(sd->tok) != sd->L) {
+        st = da_err_set(err, DA_ERR_FORMAT, "%s: tokenizer model_max_length %d differs from the text encoder's %d "
+                        "positions", tokp, da_tokenizer_max_length(sd->tok), sd->L);
+        goto fail;
+    }
+    if (da_unet_config_of(sd->unet)->cross_attention_dim != sd->D) {
+        st = da_err_set(err, DA_ERR_SHAPE, "%s: UNet cross_attention_dim %d differs from the text encoder width %d",
+                        m->path, da_unet_config_of(sd->unet)->cross_attention_dim, sd->D);
+        goto fail;
+    }
+    sd->be = da_backend_cpu_new();
+    if (!sd->be || !(sd->uctx = da_unet_ctx_new(sd->unet, sd->be))) {
+        st = da_err_set(err, DA_ERR_NOMEM, "sd: cannot create the backend");
+        goto fail;
+    }
+    *out = sd;
+    return DA_OK;
+fail:
+    da_sd_close(sd);
+    return st;
+}
+
+const da_model_config *da_sd_config(const da_sd *sd) { return &sd->m->cfg; }
+
+/* One file: its SHA-256. Several (a diffusers folder): SHA-256 of the sha256sum-style lines
+ * "<hex>  <component>\n" in the order unet, vae, text_encoder, so the value names the exact files. */
+const char *da_sd_hash(da_sd *sd) {
+    if (sd->hashed) return sd->hash;
+    const da_model_file *m = sd->m;
+    uint8_t dg[32];
+    da_error e;
+    if (m->n_parts == 1) {
+        if (da_sha256_file(m->parts[0].path, dg, &e)) return "";
+        da_sha256_hex(dg, sd->hash);
+    } else {
+        da_sha256 h;
+        da_sha256_init(&h);
+        static const da_component order[] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER};
+        for (int i = 0; i < 3; i++) {
+            const da_model_part *p = da_model_part_of(m, order[i]);
+            if (!p) continue;
+            char hex[65], line[128];
+            if (da_sha256_file(p->path, dg, &e)) return "";
+            da_sha256_hex(dg, hex);
+            int k = snprintf(line, sizeof line, "%s  %s\n", hex, da_component_name(order[i]));
+            da_sha256_update(&h, line, (size_t)k);
+        }
+        da_sha256_final(&h, dg);
+        da_sha256_hex(dg, sd->hash);
+    }
+    sd->hashed = true;
+    return sd->hash;
+}
+
+/* ---- prompts --------------------------------------------------------------------------------- */
+
+/* The embedding [L, D] of one prompt, from the cache or encoded now (batch of one). */
+static const float *prompt_embedding(da_sd *sd, const char *text, da_error *err) {
+    if (!text) text = "";
+    prompt_entry *slot = &sd->cache[0];
+    for (int i = 0; i < PROMPT_CACHE; i++) {
+        prompt_entry *c = &sd->cache[i];
+        if (c->text && !strcmp(c->text, text)) {
+            c->used = ++sd->clock;
+            return c->emb;
+        }
+        if (!c->text || c->used < slot->used) slot = c; /* an empty slot, else the least recently used */
+        if (!c->text) break;
+    }
+    size_t n = (size_t)sd->L * sd->D;
+    float *emb = slot->emb ? slot->emb : da_malloc(n * sizeof *emb, err);
+    char *copy = strdup(text);
+    if (!emb || !copy) {
+        free(copy);
+        if (emb != slot->emb) free(emb);
+        if (emb) da_err_set(err, DA_ERR_NOMEM, "sd: out of memory for a prompt");
+        return NULL;
+    }
+    free(slot->text);
+    slot->text = NULL;
+    slot->emb = emb;
+    da_clip_text_out o = {.last_hidden_state = emb};
+    const char *p1[1] = {text};
+    if (da_clip_text_encode_prompts(sd->text, sd->be, &sd->arena, sd->tok, p1, 1, NULL, &o, err)) {
+        free(copy);
+        return NULL;
+    }
+    slot->text = copy;
+    slot->used = ++sd->clock;
+    return emb;
+}
+
+/* ---- noise ------------------------------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The Philox stream of one draw of one item: a hash of (image_id, index, purpose, step), so the
+ * values depend on nothing else (not the batch, the position in it, the threads or the backend). */
+static uint64_t philox_stream(const da_gen_item *it, da_gen_draw d, int step) {
+    uint64_t h = splitmix64(it->image_id);
+    h = splitmix64(h ^ it->index);
+    h = splitmix64(h ^ ((uint64_t)d << 32 | (uint32_t)(step + 1)));
+    return h;
+}
+
+typedef struct noise_src {
+    const da_gen_params *p;
+    const da_gen_item *items;
+    int n;
+    size_t per;      /* floats per item */
+    da_torch_rng *g; /* torch mode */
+} noise_src;
+
+/* Fill out[n * per] for one draw: per item from the hook or Philox, or one torch.randn over the
+ * whole batch (diffusers draws each tensor for the batch at once with a single generator). */
+static da_status draw(const noise_src *ns, da_gen_draw d, int step, float *out, da_error *err) {
+    const da_gen_params *p = ns->p;
+    if (p->noise_hook) {
+        for (int i = 0; i < ns->n; i++) {
+            da_status st = p->noise_hook(p->noise_ctx, d, i, step, out + (size_t)i * ns->per, ns->per);
+            if (st) return da_err_set(err, st, "generation stopped by the noise hook (item %d, step %d)", i, step);
+        }
+        return DA_OK;
+    }
+    if (p->rng == DA_RNG_TORCH) {
+        da_torch_randn(ns->g, out, (size_t)ns->n * ns->per);
+        return DA_OK;
+    }
+    for (int i = 0; i < ns->n; i++)
+        da_rng_normal(ns->items[i].seed, philox_stream(&ns->items[i], d, step), 0, ns->per, 0.0f, 1.0f,
+                      out + (size_t)i * ns->per);
+    return DA_OK;
+}
+
+/* ---- generation ------------------------------------------------------------------------------- */
+
+/* What one UNet row of a step is: which item's latent, which text states, which image latent. */
+enum { IMG_NONE, IMG_LATENT, IMG_ZERO };
+typedef struct row_desc {
+    int item;
+    const float *ctx; /* [L, D] */
+    int img;
+} row_desc;
+
+typedef struct gen_bufs {
+    float *x, *xin, *noise, *eps;     /* [n * per] */
+    float *x0;                        /* img2img clean latents / edit image latents [n * per] */
+    float *sample, *out, *ctx, *tsteps;
+    row_desc *rows;
+    int *cond_row, *uncond_row, *img_row; /* per item: rows of its branches (-1: none) */
+    float *pixels;                    /* one init image [3, H, W] */
+} gen_bufs;
+
+static void bufs_free(gen_bufs *b) {
+    free(b->x); free(b->xin); free(b->noise); free(b->eps); free(b->x0);
+    free(b->sample); free(b->out); free(b->ctx); free(b->tsteps);
+    free(b->rows); free(b->cond_row); free(b->uncond_row); free(b->img_row); free(b->pixels);
+}
+
+static da_status check_args(const da_sd *sd, const da_gen_params *p, const da_gen_item *items, int n, da_error *err) {
+    if (!p || !items || n < 1) return da_err_set(err, DA_ERR_INVALID_ARG, "generate: no items");
+    int f = da_vae_factor(sd->vae);
+    if (p->width < f || p->height < f || p->width % f || p->height % f || p->width > 16384 || p->height > 16384)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: size %dx%d must be positive multiples of %d", p->width,
+                          p->height, f);
+    if (p->steps < 1 || p->steps > 10000)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: steps %d outside 1..10000", p->steps);
+    if ((int)p->sampler < 0 || p->sampler >= DA_SAMPLER_COUNT)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: unknown sampler %d", (int)p->sampler);
+    if (p->karras && p->sampler == DA_SAMPLER_DDIM)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: Karras sigmas do not apply to DDIM");
+    if (p->rng != DA_RNG_PHILOX && p->rng != DA_RNG_TORCH)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: unknown rng mode %d", (int)p->rng);
+    int cin = da_unet_config_of(sd->unet)->in_channels;
+    if (p->mode == DA_GEN_EDIT && cin != 8)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: editing needs an InstructPix2Pix model (UNet with 8 input "
+                          "channels); %s has %d", sd->m->path, cin);
+    if (p->mode != DA_GEN_EDIT && cin != 4)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: %s is an InstructPix2Pix model (8 input channels): use "
+                          "edit mode", sd->m->path);
+    if (p->mode != DA_GEN_TXT2IMG && p->mode != DA_GEN_IMG2IMG && p->mode != DA_GEN_EDIT)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: unknown mode %d", (int)p->mode);
+    for (int i = 0; i < n; i++) {
+        const da_gen_item *it = &items[i];
+        if (!isfinite(it->guidance) || (p->mode == DA_GEN_EDIT && !isfinite(it->image_guidance)))
+            return da_err_set(err, DA_ERR_INVALID_ARG, "generate: item %d: guidance is not finite", i);
+        if (p->mode != DA_GEN_TXT2IMG && (!it->init || !it->init->data || it->init->w < 1 || it->init->h < 1))
+            return da_err_set(err, DA_ERR_INVALID_ARG, "generate: item %d: %s needs a source image", i,
+                              p->mode == DA_GEN_EDIT ? "editing" : "img2img");
+        if (p->rng == DA_RNG_TORCH && !p->noise_hook && it->seed != items[0].seed)
+            return da_err_set(err, DA_ERR_INVALID_ARG, "generate: torch rng mode draws one stream for the batch, but "
+                              "item %d has seed %llu and item 0 %llu", i, (unsigned long long)it->seed,
+                              (unsigned long long)items[0].seed);
+    }
+    if (p->mode == DA_GEN_IMG2IMG && !(p->strength >= 0.0f && p->strength <= 1.0f))
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: strength %g outside [0, 1]", (double)p->strength);
+    return DA_OK;
+}
+
+/* The source image of an item at width x height, as [-1, 1] CHW floats. */
+static da_status init_pixels(const da_image *im, int W, int H, float *out, da_error *err) {
+    if (im->w == W && im->h == H) {
+        da_image_to_pm1(im, out);
+        return DA_OK;
+    }
+    da_image r;
+    da_status st = da_image_resize_bicubic(im, W, H, &r, err);
+    if (st) return st;
+    da_image_to_pm1(&r, out);
+    da_image_free(&r);
+    return DA_OK;
+}
+
+static bool rows_have_cfg(const da_gen_params *p, const da_gen_item *it) {
+    if (p->mode == DA_GEN_EDIT) return it->guidance > 1.0f && it->image_guidance >= 1.0f; /* do_classifier_free_guidance */
+    return it->guidance > 1.0f;
+}
+
+static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *items, int n, da_image *out,
+                          float *latents, da_error *err) {
+    da_status st = check_args(sd, p, items, n, err);
+    if (st) return st;
+    const da_vae_config *vc = da_vae_cfg(sd->vae);
+    const int f = da_vae_factor(sd->vae), lc = vc->latent_channels;
+    const int h = p->height / f, w = p->width / f, cin = da_unet_config_of(sd->unet)->in_channels;
+    const size_t hw = (size_t)h * w, per = (size_t)lc * hw, N = per * n;
+    const size_t Ld = (size_t)sd->L * sd->D;
+    if (lc != 4) return da_err_set(err, DA_ERR_UNSUPPORTED, "generate: VAE with %d latent channels", lc);
+
+    /* schedule: the model's scheduler_config.json read as the chosen class, else SD 1.x defaults */
+    da_sched_config sc;
+    if (sd->m->scheduler_config) {
+        if ((st = da_sched_config_load(sd->m->scheduler_config, p->sampler, &sc, err))) return st;
+    } else {
+        da_sched_config_sd1x(&sc, p->sampler);
+    }
+    if (p->karras) sc.sigmas = DA_SIGMAS_KARRAS;
+    da_schedule *s = NULL;
+    da_sampler *sp = NULL;
+    gen_bufs b = {0};
+    if ((st = da_schedule_create(&sc, p->steps, &s, err))) return st;
+    int begin = 0;
+    if (p->mode == DA_GEN_IMG2IMG && (begin = da_schedule_img2img_begin(s, p->strength, err)) < 0) {
+        st = err->code ? err->code : DA_ERR_INVALID_ARG;
+        goto done;
+    }
+    da_sampler_params spp;
+    da_sampler_params_init(&spp);
+    spp.eta = p->eta;
+    if ((st = da_sampler_create(s, N, &spp, &sp, err))) goto done;
+
+    /* the rows of one UNet call, in diffusers' order:
+     *   txt2img / img2img: [negative of each item with CFG] [prompt of every item]   (torch.cat([neg, pos]))
+     *   edit: [prompt+image of every item] [negative+image of CFG items] [negative+zeros of CFG items] */
+    int R = 0;
+    for (int i = 0; i < n; i++) R += rows_have_cfg(p, &items[i]) ? (p->mode == DA_GEN_EDIT ? 3 : 2) : 1;
+    b.rows = calloc((size_t)R, sizeof *b.rows);
+    b.cond_row = malloc(sizeof(int) * n);
+    b.uncond_row = malloc(sizeof(int) * n);
+    b.img_row = malloc(sizeof(int) * n);
+    b.x = malloc(N * sizeof(float));
+    b.xin = malloc(N * sizeof(float));
+    b.noise = malloc(N * sizeof(float));
+    b.eps = malloc(N * sizeof(float));
+    b.x0 = calloc(N, sizeof(float));
+    b.sample = calloc((size_t)R * cin * hw, sizeof(float));
+    b.out = malloc((size_t)R * per * sizeof(float));
+    b.ctx = malloc((size_t)R * Ld * sizeof(float));
+    b.tsteps = malloc((size_t)R * sizeof(float));
+    b.pixels = p->mode != DA_GEN_TXT2IMG ? malloc((size_t)3 * p->width * p->height * sizeof(float)) : NULL;
+    if (!b.rows || !b.cond_row || !b.uncond_row || !b.img_row || !b.x || !b.xin || !b.noise || !b.eps || !b.x0 ||
+        !b.sample || !b.out || !b.ctx || !b.tsteps || (p->mode != DA_GEN_TXT2IMG && !b.pixels)) {
+        st = da_err_set(err, DA_ERR_NOMEM, "generate: out of memory for %d items at %dx%d", n, p->width, p->height);
+        goto done;
+    }
+    int r = 0;
+    for (int i = 0; i < n; i++) b.uncond_row[i] = b.img_row[i] = -1;
+    if (p->mode == DA_GEN_EDIT) {
+        for (int i = 0; i < n; i++) b.cond_row[i] = r, b.rows[r++] = (row_desc){i, NULL, IMG_LATENT};
+        for (int i = 0; i < n; i++)
+            if (rows_have_cfg(p, &items[i])) b.img_row[i] = r, b.rows[r++] = (row_desc){i, NULL, IMG_LATENT};
+        for (int i = 0; i < n; i++)
+            if (rows_have_cfg(p, &items[i])) b.uncond_row[i] = r, b.rows[r++] = (row_desc){i, NULL, IMG_ZERO};
+    } else {
+        for (int i = 0; i < n; i++)
+            if (rows_have_cfg(p, &items[i])) b.uncond_row[i] = r, b.rows[r++] = (row_desc){i, NULL, IMG_NONE};
+        for (int i = 0; i < n; i++) b.cond_row[i] = r, b.rows[r++] = (row_desc){i, NULL, IMG_NONE};
+    }
+    /* text states: each distinct prompt encoded once (the cache spans calls) */
+    for (r = 0; r < R; r++) {
+        const da_gen_item *it = &items[b.rows[r].item];
+        bool cond = b.cond_row[b.rows[r].item] == r;
+        const float *e = prompt_embedding(sd, cond ? it->prompt : it->negative, err);
+        if (!e) {
+            st = err->code ? err->code : DA_ERR_NOMEM;
+            goto done;
+        }
+        memcpy(b.ctx + (size_t)r * Ld, e, Ld * sizeof(float));
+    }
+
+    da_torch_rng g;
+    if (p->rng == DA_RNG_TORCH) da_torch_rng_seed(&g, items[0].seed);
+    noise_src ns = {p, items, n, per, &g};
+
+    /* source images: edit -> unscaled posterior mean (retrieve_latents sample_mode="argmax");
+     * img2img -> posterior sample (drawn before the initial noise) * scaling_factor */
+    if (p->mode == DA_GEN_IMG2IMG && (st = draw(&ns, DA_DRAW_POSTERIOR, -1, b.noise, err))) goto done;
+    for (int i = 0; i < n && p->mode != DA_GEN_TXT2IMG; i++) {
+        if ((st = init_pixels(items[i].init, p->width, p->height, b.pixels, err))) goto done;
+        if (p->mode == DA_GEN_EDIT)
+            st = da_vae_encode(sd->vae, sd->be, &sd->arena, b.pixels, 1, p->height, p->width, b.x0 + per * i, NULL, err);
+        else
+            st = da_vae_encode_sample(sd->vae, sd->be, &sd->arena, b.pixels, 1, p->height, p->width, b.noise + per * i,
+                                      b.x0 + per * i, err);
+        if (st) goto done;
+    }
+    if (p->mode == DA_GEN_IMG2IMG)
+        for (size_t k = 0; k < N; k++) b.x0[k] *= vc->scaling_factor;
+
+    /* initial latents */
+    if ((st = draw(&ns, DA_DRAW_LATENT, -1, b.noise, err))) goto done;
+    if (p->mode == DA_GEN_IMG2IMG)
+        da_sampler_add_noise(s, begin, b.x0, b.noise, b.x, N);
+    else
+        da_sampler_init_latents(s, b.noise, b.x, N);
+
+    /* constant parts of the UNet input: the edit image latents in channels 4..7 */
+    if (cin == 8)
+        for (r = 0; r < R; r++)
+            if (b.rows[r].img == IMG_LATENT)
+                memcpy(b.sample + ((size_t)r * cin + lc) * hw, b.x0 + per * b.rows[r].item, per * sizeof(float));
+
+    da_unet_shape us = {R, cin, h, w, sd->L, sd->D};
+    if ((st = da_unet_plan(sd->uctx, &us, err))) goto done; /* all activation memory, before the loop */
+    da_sampler_begin(sp, begin);
+
+    for (int i = begin; i < s->n_steps; i++) {
+        da_sampler_model_input(s, i, b.x, b.xin, N);
+        float t = da_sampler_timestep(s, i);
+        for (r = 0; r < R; r++) {
+            memcpy(b.sample + (size_t)r * cin * hw, b.xin + per * b.rows[r].item, per * sizeof(float));
+            b.tsteps[r] = t;
+        }
+        if ((st = da_unet_forward(sd->uctx, &us, b.sample, b.tsteps, b.ctx, b.out, err))) goto done;
+        /* guidance, in torch's evaluation order (float arithmetic like the f32 tensors) */
+        for (int k = 0; k < n; k++) {
+            const float *ec = b.out + per * b.cond_row[k];
+            float *e = b.eps + per * k;
+            if (b.uncond_row[k] < 0) {
+                memcpy(e, ec, per * sizeof(float));
+            } else if (p->mode == DA_GEN_EDIT) {
+                const float *ei = b.out + per * b.img_row[k], *eu = b.out + per * b.uncond_row[k];
+                const float gt = items[k].guidance, gi = items[k].image_guidance;
+                for (size_t j = 0; j < per; j++) {
+                    float a = eu[j] + gt * (ec[j] - ei[j]);
+                    e[j] = a + gi * (ei[j] - eu[j]);
+                }
+            } else {
+                const float *eu = b.out + per * b.uncond_row[k];
+                const float gt = items[k].guidance;
+                for (size_t j = 0; j < per; j++) e[j] = eu[j] + gt * (ec[j] - eu[j]);
+            }
+        }
+        const float *nz = NULL;
+        if (da_sampler_needs_noise(sp, i)) {
+            if ((st = draw(&ns, DA_DRAW_STEP, i, b.noise, err))) goto done;
+            nz = b.noise;
+        }
+        if ((st = da_sampler_step(sp, i, b.eps, nz, b.x, err))) goto done;
+        if (p->step_hook) {
+            da_status hs = p->step_hook(p->step_ctx, i - begin, s->n_steps - begin, b.x, N);
+            if (hs) {
+                st = da_err_set(err, hs, hs == DA_ERR_INTERRUPTED ? "generation interrupted at step %d of %d"
+                                                                  : "generation stopped by the step hook at step %d of %d",
+                                i - begin + 1, s->n_steps - begin);
+                goto done;
+            }
+        }
+    }
+    if (latents) memcpy(latents, b.x, N * sizeof(float));
+    if (out) {
+        /* decode one image at a time: bounded memory at 512x512 and the same bytes in any batch */
+        for (size_t k = 0; k < N; k++) b.xin[k] = b.x[k] / vc->scaling_factor; /* latents / scaling_factor */
+        for (int i = 0; i < n; i++) {
+            st = da_vae_decode_rgb8(sd->vae, sd->be, &sd->arena, b.xin + per * i, 1, h, w, &out[i], err);
+            if (st) {
+                for (int k = 0; k < i; k++) da_image_free(&out[k]);
+                goto done;
+            }
+        }
+    }
+done:
+    bufs_free(&b);
+    da_sampler_free(sp);
+    da_schedule_free(s);
+    return st;
+}
+
+da_status da_sd_generate(da_sd *sd, const da_gen_params *p, const da_gen_item *items, int n, da_image *out,
+                         float *latents, da_error *err) {
+    if (!sd) return da_err_set(err, DA_ERR_INVALID_ARG, "generate: no model");
+    if (out && n > 0) memset(out, 0, sizeof *out * (size_t)n);
+    /* the thread count is the calling thread's OpenMP setting for the parallel regions it starts */
+    int saved = omp_get_max_threads();
+    if (sd->threads > 0) omp_set_num_threads(sd->threads);
+    da_status st = generate(sd, p, items, n, out, latents, err);
+    if (sd->threads > 0) omp_set_num_threads(saved);
+    return st;
+}
+
+/* ---- PNG text chunks ------------------------------------------------------------------------------ */
+
+static void chunk(da_sd *sd, int *k, const char *key, const char *fmt, ...) DA_PRINTF(4, 5);
+static void chunk(da_sd *sd, int *k, const char *key, const char *fmt, ...) {
+    if (*k >= N_CHUNKS) return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = NULL;
+    if (vasprintf(&v, fmt, ap) < 0) v = NULL;
+    va_end(ap);
+    if (!v) return;
+    free(sd->owned[*k]);
+    sd->owned[*k] = v;
+    sd->keys[*k] = key;
+    sd->vals[*k] = v;
+    (*k)++;
+}
+
+static const char *sampler_cli_name(const da_gen_params *p) {
+    switch (p->sampler) {
+    case DA_SAMPLER_DDIM: return "ddim";
+    case DA_SAMPLER_EULER: return "euler";
+    case DA_SAMPLER_EULER_A: return "euler_a";
+    case DA_SAMPLER_DPMPP_2M: return p->karras ? "dpmpp_2m_karras" : "dpmpp_2m";
+    case DA_SAMPLER_EDM_EULER: return "edm_euler";
+    default: return "unknown";
+    }
+}
+
+int da_gen_text_chunks(da_sd *sd, const da_gen_params *p, const da_gen_item *it, const char ***keys,
+                       const char ***values) {
+    int k = 0;
+    static const char *const modes[] = {"txt2img", "img2img", "edit"};
+    chunk(sd, &k, "prompt", "%s", it->prompt ? it->prompt : "");
+    chunk(sd, &k, "negative_prompt", "%s", it->negative ? it->negative : "");
+    chunk(sd, &k, "mode", "%s", (unsigned)p->mode < 3 ? modes[p->mode] : "unknown");
+    chunk(sd, &k, "seed", "%llu", (unsigned long long)it->seed);
+    chunk(sd, &k, "rng", "%s", p->rng == DA_RNG_TORCH ? "torch" : "philox");
+    if (p->rng == DA_RNG_PHILOX) chunk(sd, &k, "image_id", "%llu/%u", (unsigned long long)it->image_id, it->index);
+    chunk(sd, &k, "sampler", "%s", sampler_cli_name(p));
+    chunk(sd, &k, "steps", "%d", p->steps);
+    if (p->sampler == DA_SAMPLER_DDIM && p->eta > 0) chunk(sd, &k, "eta", "%g", (double)p->eta);
+    chunk(sd, &k, "guidance", "%g", (double)it->guidance);
+    if (p->mode == DA_GEN_EDIT) chunk(sd, &k, "image_guidance", "%g", (double)it->image_guidance);
+    if (p->mode == DA_GEN_IMG2IMG) chunk(sd, &k, "strength", "%g", (double)p->strength);
+    chunk(sd, &k, "size", "%dx%d", p->width, p->height);
+    chunk(sd, &k, "model_sha256", "%s", da_sd_hash(sd));
+    chunk(sd, &k, "software", "diffaug %s", DIFFAUG_VERSION);
+    *keys = sd->keys;
+    *values = sd->vals;
+    return k;
+}
