@@ -4,12 +4,16 @@
  * common fields (seed, model hashes, version, deviations), progress, the contact sheet and
  * summary.json. The recipe algorithms themselves live in diffusemix.c, diffcoremix.c and sgid.c.
  * Ours (the papers' code runs one process over a folder with none of this). */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "augment/contact_sheet.h"
 #include "augment/draw.h"
@@ -419,6 +423,35 @@ static da_status write_sheet(da_aug_ctx *c, const char *path, da_error *err) {
     return st;
 }
 
+/* A killed run can leave "<file>.tmp.<pid>.<n>" temporaries (util.h da_atomic_*; never under a final
+ * name). An unsharded re-run removes those whose process is gone; sharded runs may share the
+ * folder with live processes on other hosts, so they leave them (docs/RECIPES.md). */
+static size_t clean_stale_temps(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = da_path_join(dir, e->d_name);
+        if (!p) break;
+        if (da_is_dir(p)) {
+            if (depth > 0) n += clean_stale_temps(p, depth - 1);
+        } else {
+            const char *t = strstr(e->d_name, ".tmp.");
+            long pid = 0;
+            unsigned k = 0;
+            char tail;
+            if (t && sscanf(t, ".tmp.%ld.%u%c", &pid, &k, &tail) == 2 && pid > 0 &&
+                kill((pid_t)pid, 0) != 0 && errno == ESRCH && remove(p) == 0)
+                n++;
+        }
+        free(p);
+    }
+    closedir(d);
+    return n;
+}
+
 /* ---- the run ------------------------------------------------------------------------------------- */
 
 static da_status check_opts(const da_augment_opts *o, da_error *err) {
@@ -519,6 +552,10 @@ da_status da_augment_run(const da_augment_opts *o, da_augment_result *res, da_er
         st = da_resume_build(&m, o->output, &c->resume, err);
         da_manifest_free(&m);
         if (st) goto done_paths;
+    }
+    if (o->shard.count <= 1) {
+        size_t n_tmp = clean_stale_temps(o->output, 3);
+        if (n_tmp) da_aug_msg(c, DA_MSG_INFO, "removed %zu temporary files left by a killed run", n_tmp);
     }
     if ((st = da_manifest_open(mpath, &c->mw, err))) goto done_paths;
     if (o->sheet_rows > 0 && !(c->rows = calloc((size_t)o->sheet_rows, sizeof *c->rows))) {
