@@ -49,6 +49,7 @@ static void usage(FILE *fp) {
             "  --threads N            CPU threads (default: OpenMP's)\n"
             "  --backend cpu|cuda     compute backend (default cpu)\n"
             "  -q, --quiet            no progress line\n"
+            "  --timings              print each step's seconds and the total (for benchmarks)\n"
             "exit: 0 done, 1 failed (model, image, I/O), 2 bad command line, 130 interrupted (nothing written)\n");
 }
 
@@ -70,8 +71,8 @@ static bool parse_sampler(const char *v, da_gen_params *p) {
 }
 
 typedef struct progress {
-    bool show;
-    double t0;
+    bool show, timings;
+    double t0, last;
     int last_len;
 } progress;
 
@@ -84,6 +85,11 @@ static double now_s(void) {
 static da_status step_hook(void *ctx, int step, int n_steps, const float *latents, size_t n) {
     progress *pg = ctx;
     if (g_interrupted) return DA_ERR_INTERRUPTED;
+    if (pg->timings) {
+        double t = now_s();
+        fprintf(stderr, "step %d/%d: %.3f s\n", step + 1, n_steps, t - pg->last);
+        pg->last = t;
+    }
     if (pg->show) {
         double el = now_s() - pg->t0, rate = (step + 1) / (el > 0 ? el : 1e-9);
         double eta = (n_steps - step - 1) / rate;
@@ -115,7 +121,7 @@ int cmd_generate(int argc, char **argv) {
     da_gen_item_init(&base);
     int64_t steps = p.steps, batch = 1, width = 0, height = 0, threads = 0, seed = 0;
     double strength = p.strength, guidance = base.guidance, image_guidance = base.image_guidance, eta = 0;
-    bool quiet = false;
+    bool quiet = false, timings = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -125,6 +131,10 @@ int cmd_generate(int argc, char **argv) {
         }
         if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
+            continue;
+        }
+        if (!strcmp(a, "--timings")) {
+            timings = true;
             continue;
         }
         if (!v) {
@@ -239,7 +249,8 @@ int cmd_generate(int argc, char **argv) {
         items[i].seed = (uint64_t)seed;
         items[i].image_id = (uint64_t)i; /* sample index: image i of a batch is image i of any batch */
     }
-    progress pg = {.show = !quiet && isatty(2), .t0 = now_s()};
+    progress pg = {.show = !quiet && !timings && isatty(2), .timings = timings, .t0 = now_s()};
+    pg.last = pg.t0;
     p.step_hook = step_hook;
     p.step_ctx = &pg;
     struct sigaction sa, old;
@@ -249,6 +260,7 @@ int cmd_generate(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old);
     da_status st = da_sd_generate(sd, &p, items, n, imgs, NULL, &err);
     if (pg.show && st) fputc('\n', stderr);
+    if (timings && !st) fprintf(stderr, "generate: %.3f s in all (text encoding + steps + decoding)\n", now_s() - pg.t0);
     if (g_interrupted) {
         if (!st) for (int i = 0; i < n; i++) da_image_free(&imgs[i]);
         fprintf(stderr, "diffaug generate: interrupted; nothing written\n");
