@@ -233,6 +233,47 @@ START_TEST(test_diffusemix) {
 }
 END_TEST
 
+/* --fractals DIR: the user's images (resized to RES) instead of the procedural set, no deviation */
+START_TEST(test_diffusemix_user_fractals) {
+    char *fdir = sub(g_dir, "myfractals"), *out = sub(g_dir, "dmix_userfr"), *log = NULL;
+    ck_assert_int_eq(da_test_sh(NULL, "%s fractals -n 2 --size 48 --seed 9 -o %s >/dev/null 2>&1", da_test_cli(), fdir), 0);
+    int rc = augment(&log, "--recipe diffusemix --model %s --input %s --output %s --steps 2 --size 64 --prompts rainbow "
+                           "--fractals %s --intermediates",
+                     g_ip2p, g_ds, out, fdir);
+    ck_assert_msg(rc == 0, "%s", log);
+    ck_assert_ptr_null(strstr(log, "procedural-fractals"));
+    free(log);
+    da_error err;
+    da_image F0 = {0}, F1 = {0}, R0 = {0}, R1 = {0};
+    char *f0 = sub(fdir, "fractal_00000.png"), *f1 = sub(fdir, "fractal_00001.png");
+    ck_assert_int_eq(da_image_load(f0, &F0, &err), DA_OK);
+    ck_assert_int_eq(da_image_load(f1, &F1, &err), DA_OK);
+    ck_assert_int_eq(da_image_resize_bicubic(&F0, 64, 64, &R0, &err), DA_OK);
+    ck_assert_int_eq(da_image_resize_bicubic(&F1, 64, 64, &R1, &err), DA_OK);
+    char *mp = sub(out, "manifest.jsonl");
+    da_manifest m;
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    ck_assert_uint_eq(m.n, 9);
+    int used[2] = {0, 0};
+    for (size_t i = 0; i < m.n; i++) {
+        if (!m.e[i].kept) continue;
+        ck_assert_ptr_nonnull(strstr(m.e[i].line, "\"deviations\":[]"));
+        char *fd = sub(out, "fractal"), *ff = sub(fd, m.e[i].output + 8);
+        da_image F = {0};
+        ck_assert_int_eq(da_image_load(ff, &F, &err), DA_OK);
+        int k = strstr(m.e[i].line, ", fractal 0\"") ? 0 : 1;
+        ck_assert_msg(!memcmp(F.data, (k ? R1 : R0).data, 64 * 64 * 3), "%s is not fractal %d resized", ff, k);
+        used[k]++;
+        da_image_free(&F);
+        free(fd), free(ff);
+    }
+    ck_assert_int_gt(used[0] + used[1], 0);
+    da_manifest_free(&m);
+    da_image_free(&F0), da_image_free(&F1), da_image_free(&R0), da_image_free(&R1);
+    free(f0), free(f1), free(mp), free(fdir), free(out);
+}
+END_TEST
+
 /* ---- determinism across batch size and threads ----------------------------------------------------- */
 
 START_TEST(test_determinism) {
@@ -261,6 +302,17 @@ START_TEST(test_determinism) {
         free(log);
         char *mx = sub(x, "manifest.jsonl"), *my = sub(y, "manifest.jsonl");
         ck_assert_uint_eq(count_lines(mx), 9);
+        if (r == 1) { /* SGID without --captions: the label alone, said in every record */
+            da_manifest m;
+            da_error err;
+            ck_assert_int_eq(da_manifest_read(mx, &m, &err), DA_OK);
+            for (size_t i = 0; i < m.n; i++) {
+                ck_assert_ptr_nonnull(strstr(m.e[i].line, "\"deviations\":[\"label-only-prompts\"]"));
+                ck_assert(strstr(m.e[i].line, "\"prompt\":\"Red circles\"") || strstr(m.e[i].line, "\"prompt\":\"Orange stripes\"") ||
+                          strstr(m.e[i].line, "\"prompt\":\"Yellow triangles\""));
+            }
+            da_manifest_free(&m);
+        }
         assert_same_run(x, mx, y, my);
         free(mx), free(my), free(x), free(y);
     }
@@ -531,6 +583,17 @@ START_TEST(test_kill_resume) {
         ck_assert_uint_ge(after, before + 3);
         ck_assert_uint_lt(after, 18);
     }
+    /* Ctrl-C: a clean stop after the current step, exit 130, nothing half-written */
+    {
+        size_t before = count_lines(mp);
+        pid_t pid = spawn_augment(args);
+        for (int t = 0; t < 3000 && count_lines(mp) < before + 1; t++) usleep(5000);
+        kill(pid, SIGINT);
+        int status;
+        waitpid(pid, &status, 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d", status);
+        ck_assert_uint_lt(count_lines(mp), 18);
+    }
     ck_assert_msg(augment(&log, "%s", args) == 0, "%s", log);
     ck_assert_msg(strstr(log, "already done") != NULL, "%s", log);
     free(log);
@@ -634,6 +697,7 @@ static Suite *recipes_suite(void) {
     TCase *tm = da_tcase("recipes-e2e", "model", 240);
     tcase_add_unchecked_fixture(tm, setup, teardown);
     tcase_add_test(tm, test_diffusemix);
+    tcase_add_test(tm, test_diffusemix_user_fractals);
     tcase_add_test(tm, test_determinism);
     tcase_add_test(tm, test_diffcoremix);
     tcase_add_test(tm, test_sgid_bad_inputs);
