@@ -169,6 +169,11 @@ da_status da_aug_select(da_aug_ctx *c, const da_aug_unit *all, size_t n_all, da_
     *n_sel = k;
     c->total = k;
     c->units_all = n_all, c->units_shard = shard_n, c->skipped = skipped;
+    if (n_all == 0)
+        da_aug_msg(c, DA_MSG_WARN, "no work units in %s%s", c->o->input,
+                   c->o->recipe == DA_RECIPE_DIFFCOREMIX
+                       ? ": floor(--budget x class size) is 0 for every class (raise --budget for small classes)"
+                       : ": no usable image");
     if (skipped)
         da_aug_msg(c, DA_MSG_INFO, "resume: %zu of %zu work units of this shard are already finished", skipped, shard_n);
     return DA_OK;
