@@ -574,7 +574,7 @@ START_TEST(test_kill_resume) {
     for (int round = 0; round < 2; round++) {
         size_t before = count_lines(mp);
         pid_t pid = spawn_augment(args);
-        for (int t = 0; t < 3000 && count_lines(mp) < before + 3; t++) usleep(5000);
+        for (int t = 0; t < 12000 && count_lines(mp) < before + 3; t++) usleep(5000);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
@@ -587,7 +587,7 @@ START_TEST(test_kill_resume) {
     {
         size_t before = count_lines(mp);
         pid_t pid = spawn_augment(args);
-        for (int t = 0; t < 3000 && count_lines(mp) < before + 1; t++) usleep(5000);
+        for (int t = 0; t < 12000 && count_lines(mp) < before + 1; t++) usleep(5000);
         kill(pid, SIGINT);
         int status;
         waitpid(pid, &status, 0);
