@@ -9,7 +9,7 @@
 #   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
 #   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
 #   make bench           CPU kernel benchmarks beside OpenBLAS
-#   make demo            synthetic dataset + fractal set + contact sheets in $(BUILD)/demo (no model needed yet)
+#   make demo            all three recipes on tiny random-weight models + a synthetic dataset, in $(BUILD)/demo
 #   make deps            install missing Debian packages (root) or print the apt-get line
 #   make print-config    every detected piece of the build
 #
@@ -179,17 +179,47 @@ else
 	@echo "test-gpu-sanitize: this build has no CUDA backend (nvcc not found, or NO_CUDA=1)"; exit 1
 endif
 
-# ---- demo --------------------------------------------------------------------------------------
-# What runs without a model today; the recipes add their rows (original | generated | hybrid | final).
+# ---- demo ----------------------------------------------------------------------------------------
+# The whole augmentation pipeline on tiny random-weight models (seconds on 2 cores): a synthetic
+# 3-class dataset, then DiffuseMix, DiffCoRe-Mix and SGID over it, each with its manifest and a
+# contact sheet (original | generated | hybrid | final). Random weights give noise-like images;
+# weights/README.md has the real files and command lines. OMP_WAIT_POLICY=passive: on a busy
+# 2-core host libgomp's spinning barriers made tiny models 10x slower (docs/RECIPES.md).
 DEMO := $(BUILD)/demo
+DEMO_VOCAB ?= ../shared/data/clip-tokenizer
+DEMO_STEPS ?= 8
+DEMO_ENV := OMP_WAIT_POLICY=passive
 demo: deps
 	@$(MAKE) --no-print-directory all
-	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(CLI) mkdataset --classes 4 --per-class 4 --size 96 --seed 1 -o $(DEMO)/dataset
-	$(CLI) fractals -n 8 --size 96 --seed 1 -o $(DEMO)/fractals
-	$(CLI) sheet --cols 4 --cell 96 -o $(DEMO)/dataset.png $(DEMO)/dataset/*/*
-	$(CLI) sheet --cols 8 --cell 96 -o $(DEMO)/fractals.png $(DEMO)/fractals/*.png
-	@echo "demo: $(DEMO)/dataset.png and $(DEMO)/fractals.png"
+	@test -f $(DEMO_VOCAB)/vocab.json || { echo "demo: no CLIP tokenizer in $(DEMO_VOCAB) (vocab.json + merges.txt); set DEMO_VOCAB=DIR"; exit 1; }
+	@start=$$(date +%s); set -e; rm -rf $(DEMO) && mkdir -p $(DEMO)/models; \
+	$(CLI) mkmodel --config tiny-ip2p --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-ip2p; \
+	$(CLI) mkmodel --config tiny-sd15 --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-sd15; \
+	$(CLI) mkmodel --config tiny-clip-vit-b32 --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-clip; \
+	$(CLI) mkdataset --classes 3 --per-class 4 --size 64 --seed 1 -o $(DEMO)/dataset; \
+	$(CLI) sheet --cols 4 --cell 96 -o $(DEMO)/dataset.png $(DEMO)/dataset/*/*; \
+	echo "== DiffuseMix (InstructPix2Pix edits + 20 px ramp hybrid + fractal blend)"; \
+	$(DEMO_ENV) $(CLI) augment --recipe diffusemix --model $(DEMO)/models/tiny-ip2p --input $(DEMO)/dataset \
+	    --output $(DEMO)/diffusemix --prompts "snowy,watercolor art" --size 64 --steps $(DEMO_STEPS) \
+	    --batch 4 --intermediates --sheet 6; \
+	echo "== DiffCoRe-Mix (context text-to-image + CLIP filter + pixel/patch mixing)"; \
+	$(DEMO_ENV) $(CLI) augment --recipe diffcoremix --model $(DEMO)/models/tiny-sd15 --clip $(DEMO)/models/tiny-clip \
+	    --input $(DEMO)/dataset --output $(DEMO)/diffcoremix --noun shape --budget 1 --size 64 --steps $(DEMO_STEPS) \
+	    --batch 4 --intermediates --sheet 6; \
+	echo "== SGID (img2img, guidance from CLIP similarity)"; \
+	$(DEMO_ENV) $(CLI) augment --recipe sgid --model $(DEMO)/models/tiny-sd15 --clip $(DEMO)/models/tiny-clip \
+	    --input $(DEMO)/dataset --output $(DEMO)/sgid --size 64 --steps $(DEMO_STEPS) --batch 4 --sheet 6; \
+	echo; echo "demo finished in $$(( $$(date +%s) - start )) s:"; \
+	echo "  dataset      $(DEMO)/dataset  (sheet $(DEMO)/dataset.png)"; \
+	for r in diffusemix diffcoremix sgid; do \
+	  echo "  $$r outputs $(DEMO)/$$r  manifest $(DEMO)/$$r/manifest.jsonl  summary $(DEMO)/$$r/summary.json  sheet $(DEMO)/$$r/sheet.png"; \
+	done; \
+	echo; \
+	echo "These models have RANDOM weights: the generated images are noise-like by design; the run shows the"; \
+	echo "pipeline (prompts, hybrids, fractal blends, CLIP filter, mixing, manifests, resume), not image quality."; \
+	echo "For real augmentations download InstructPix2Pix, SD 1.5 and CLIP ViT-B/32 (weights/README.md) and run e.g."; \
+	echo "  $(CLI) augment --recipe diffusemix --model ~/models/instruct-pix2pix --input DATA --output OUT --prompts 'Autumn,snowy'"
+	@echo "  (weights/README.md lists the DiffCoRe-Mix and SGID command lines too)"
 
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
 FUZZ_SECONDS ?= 60

@@ -7,6 +7,7 @@
 #include "diffaug.h"
 
 static const cli_command commands[] = {
+    {"augment", "apply DiffuseMix, DiffCoRe-Mix or SGID to an image-folder dataset", cmd_augment},
     {"devices", "list the compute backends and GPUs this build can use", cmd_devices},
     {"inspect", "recognise a model file or folder: kind, configuration, every tensor", cmd_inspect},
     {"mkmodel", "write a random-weight model in a real file layout (tests, benchmarks)", cmd_mkmodel},
