@@ -34,27 +34,6 @@ static void check_close(const char *label, const float *got, const float *ref, s
     DA_ASSERT_CLOSE(label, got, ref, n, t->min_cos, tol);
 }
 
-static unsigned g_seed = 777;
-static float frand(void) {
-    g_seed = g_seed * 1664525u + 1013904223u;
-    return (float)((g_seed >> 8) & 0xffffff) / 16777216.0f - 0.5f;
-}
-static float *rand_buf(size_t n) {
-    float *p = malloc((n ? n : 1) * 4);
-    for (size_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
-static void *rand_weights(size_t n, dk_wtype t, float scale) {
-    void *p = malloc((n ? n : 1) * dk_wtype_size(t));
-    for (size_t i = 0; i < n; i++) {
-        float v = frand() * scale;
-        if (t == DK_F32) ((float *)p)[i] = v;
-        else if (t == DK_F16) ((uint16_t *)p)[i] = dk_f32_to_f16(v);
-        else ((uint16_t *)p)[i] = dk_f32_to_bf16(v);
-    }
-    return p;
-}
-static const char *wname(dk_wtype t) { return t == DK_F32 ? "f32" : t == DK_F16 ? "f16" : "bf16"; }
 
 typedef struct ccase {
     dk_conv2d s;
@@ -94,8 +73,8 @@ static void run_case(const ccase *c, dk_wtype t) {
     ck_assert(OH > 0 && OW > 0);
     size_t nx = (size_t)s->N * s->C * s->H * s->W, nw = (size_t)s->OC * s->C * s->KH * s->KW,
            ny = (size_t)s->N * s->OC * OH * OW;
-    float *x = rand_buf(nx), *b = c->bias ? rand_buf(s->OC) : NULL;
-    void *w = rand_weights(nw, t, 0.2f);
+    float *x = da_test_rand_buf(nx), *b = c->bias ? da_test_rand_buf(s->OC) : NULL;
+    void *w = da_test_rand_weights(nw, t, 0.2f);
     float *y = malloc(ny * 4), *r = malloc(ny * 4);
     for (size_t i = 0; i < ny; i++) y[i] = NAN; /* every output must be written */
     size_t wsb = conv2d_workspace_size(s);
@@ -103,7 +82,7 @@ static void run_case(const ccase *c, dk_wtype t) {
     ck_assert_int_eq(conv2d(s, x, w, t, b, y, ws, wsb), DK_GEMM_OK);
     conv2d_ref(s, x, w, t, b, r);
     char label[192];
-    snprintf(label, sizeof label, "conv2d %s %s N%d C%d %dx%d OC%d k%dx%d", wname(t), c->what, s->N, s->C, s->H, s->W,
+    snprintf(label, sizeof label, "conv2d %s %s N%d C%d %dx%d OC%d k%dx%d", da_test_wname(t), c->what, s->N, s->C, s->H, s->W,
              s->OC, s->KH, s->KW);
     check_close(label, y, r, ny, s->C * s->KH * s->KW);
     free(x), free(b), free(w), free(y), free(r), free(ws);
@@ -137,8 +116,8 @@ START_TEST(test_conv_thread_determinism) {
     dk_conv2d s = dk_conv2d_make(2, 96, 19, 23, 80, 3, 1, 1);
     int OH = dk_conv2d_oh(&s), OW = dk_conv2d_ow(&s);
     size_t ny = (size_t)2 * 80 * OH * OW;
-    float *x = rand_buf((size_t)2 * 96 * 19 * 23), *b = rand_buf(80);
-    void *w = rand_weights((size_t)80 * 96 * 9, DK_F16, 0.2f);
+    float *x = da_test_rand_buf((size_t)2 * 96 * 19 * 23), *b = da_test_rand_buf(80);
+    void *w = da_test_rand_weights((size_t)80 * 96 * 9, DK_F16, 0.2f);
     float *y1 = malloc(ny * 4), *y2 = malloc(ny * 4);
     int saved = omp_get_max_threads();
     omp_set_num_threads(2);

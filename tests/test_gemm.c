@@ -44,30 +44,6 @@ static void check_close(const char *op, const char *label, const float *got, con
     DA_ASSERT_CLOSE(label, got, ref, n, t->min_cos, tol);
 }
 
-static unsigned g_seed = 12345;
-static float frand(void) {
-    g_seed = g_seed * 1664525u + 1013904223u;
-    return (float)((g_seed >> 8) & 0xffffff) / 16777216.0f - 0.5f;
-}
-static float *rand_buf(size_t n) {
-    float *p = malloc((n ? n : 1) * 4);
-    for (size_t i = 0; i < n; i++) p[i] = frand();
-    return p;
-}
-
-/* weight array of type t holding (rounded) random values */
-static void *rand_weights(size_t n, dk_wtype t, float scale) {
-    void *p = malloc((n ? n : 1) * dk_wtype_size(t));
-    for (size_t i = 0; i < n; i++) {
-        float v = frand() * scale;
-        if (t == DK_F32) ((float *)p)[i] = v;
-        else if (t == DK_F16) ((uint16_t *)p)[i] = dk_f32_to_f16(v);
-        else ((uint16_t *)p)[i] = dk_f32_to_bf16(v);
-    }
-    return p;
-}
-
-static const char *wname(dk_wtype t) { return t == DK_F32 ? "f32" : t == DK_F16 ? "f16" : "bf16"; }
 
 /* ---- gemm --------------------------------------------------------------------------------------- */
 
@@ -87,7 +63,7 @@ static void run_gemm_case(const gcase *c) {
     int lda = (c->tA ? c->M : c->K) + c->pad, ldb = (c->tB ? c->K : c->N) + c->pad, ldc = c->N + c->pad;
     size_t na = (size_t)(c->tA ? c->K : c->M) * lda, nb = (size_t)(c->tB ? c->N : c->K) * ldb,
            nc = (size_t)c->M * ldc;
-    float *A = rand_buf(na), *B = rand_buf(nb), *C0 = rand_buf(nc);
+    float *A = da_test_rand_buf(na), *B = da_test_rand_buf(nb), *C0 = da_test_rand_buf(nc);
     float *C = malloc(nc * 4), *R = malloc(nc * 4);
     memcpy(C, C0, nc * 4);
     memcpy(R, C0, nc * 4);
@@ -147,15 +123,15 @@ static const lcase LIN_CASES[] = {
 };
 
 static void run_linear_case(const lcase *c, dk_wtype t) {
-    float *x = rand_buf((size_t)c->M * c->K), *b = c->bias ? rand_buf(c->N) : NULL;
-    void *W = rand_weights((size_t)c->N * c->K, t, 0.2f);
+    float *x = da_test_rand_buf((size_t)c->M * c->K), *b = c->bias ? da_test_rand_buf(c->N) : NULL;
+    void *W = da_test_rand_weights((size_t)c->N * c->K, t, 0.2f);
     float *y = malloc((size_t)c->M * c->N * 4), *r = malloc((size_t)c->M * c->N * 4);
     size_t wsb = linear_workspace_size(c->M, c->N, c->K);
     void *ws = malloc(wsb);
     ck_assert_int_eq(linear(c->M, c->N, c->K, x, W, t, b, y, ws, wsb), DK_GEMM_OK);
     linear_ref(c->M, c->N, c->K, x, W, t, b, r);
     char label[128];
-    snprintf(label, sizeof label, "linear %dx%dx%d %s (%s)", c->M, c->K, c->N, wname(t), c->what);
+    snprintf(label, sizeof label, "linear %dx%dx%d %s (%s)", c->M, c->K, c->N, da_test_wname(t), c->what);
     check_close("linear", label, y, r, (size_t)c->M * c->N, c->K);
     free(x), free(b), free(W), free(y), free(r), free(ws);
 }
@@ -175,7 +151,7 @@ START_TEST(test_gemm_batched) {
     for (size_t ci = 0; ci < 3; ci++) {
         int M = cs[ci].M, N = cs[ci].N, K = cs[ci].K, tB = cs[ci].tB, nb = cs[ci].batch;
         ptrdiff_t sA = (ptrdiff_t)M * K + 3, sB = (ptrdiff_t)K * N + 1, sC = (ptrdiff_t)M * N + 2;
-        float *A = rand_buf(sA * nb), *B = rand_buf(sB * nb), *C = rand_buf(sC * nb), *R = malloc(sC * nb * 4);
+        float *A = da_test_rand_buf(sA * nb), *B = da_test_rand_buf(sB * nb), *C = da_test_rand_buf(sC * nb), *R = malloc(sC * nb * 4);
         memcpy(R, C, sC * nb * 4);
         size_t wsb = gemm_batched_workspace_size(M, N, K);
         void *ws = malloc(wsb);
@@ -191,7 +167,7 @@ END_TEST
 START_TEST(test_gemm_batched_matches_gemm) {
     /* 16 heads: the batched call runs whole GEMMs per thread; it must equal gemm() bit for bit */
     int M = 50, N = 45, K = 40, nb = 16;
-    float *A = rand_buf((size_t)nb * M * K), *B = rand_buf((size_t)nb * N * K);
+    float *A = da_test_rand_buf((size_t)nb * M * K), *B = da_test_rand_buf((size_t)nb * N * K);
     float *C1 = malloc((size_t)nb * M * N * 4), *C2 = malloc((size_t)nb * M * N * 4);
     size_t wsb = gemm_batched_workspace_size(M, N, K);
     void *ws = malloc(wsb);
@@ -209,8 +185,8 @@ END_TEST
 
 START_TEST(test_thread_determinism) {
     int M = 300, N = 700, K = 777; /* several M, N and K blocks */
-    float *x = rand_buf((size_t)M * K), *b = rand_buf(N);
-    void *W = rand_weights((size_t)N * K, DK_BF16, 0.2f);
+    float *x = da_test_rand_buf((size_t)M * K), *b = da_test_rand_buf(N);
+    void *W = da_test_rand_weights((size_t)N * K, DK_BF16, 0.2f);
     float *y1 = malloc((size_t)M * N * 4), *y2 = malloc((size_t)M * N * 4);
     int saved = omp_get_max_threads();
     omp_set_num_threads(2);

@@ -125,3 +125,29 @@ int da_test_sh(char **out, const char *fmt, ...) {
     else free(buf);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static unsigned rand_state = 12345;
+
+float da_test_frand(void) {
+    rand_state = rand_state * 1664525u + 1013904223u;
+    return (float)((rand_state >> 8) & 0xffffff) / 16777216.0f - 0.5f;
+}
+
+float *da_test_rand_buf(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = da_test_frand();
+    return p;
+}
+
+void *da_test_rand_weights(size_t n, dk_wtype t, float scale) {
+    void *p = malloc((n ? n : 1) * dk_wtype_size(t));
+    for (size_t i = 0; i < n; i++) {
+        float v = da_test_frand() * scale;
+        if (t == DK_F32) ((float *)p)[i] = v;
+        else if (t == DK_F16) ((uint16_t *)p)[i] = dk_f32_to_f16(v);
+        else ((uint16_t *)p)[i] = dk_f32_to_bf16(v);
+    }
+    return p;
+}
+
+const char *da_test_wname(dk_wtype t) { return t == DK_F32 ? "f32" : t == DK_F16 ? "f16" : "bf16"; }

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kcommon.h"
+
 /* int main(void) running the given Suite *(*)(void) constructors. */
 #define DA_TEST_MAIN(...)                                                                          \
     int main(void) {                                                                               \
@@ -52,5 +54,12 @@ const char *da_test_shared(void);
 /* Run a shell command line; returns its exit status (or -1); output captured into *out if non-NULL
  * (malloc'd, NUL-terminated). */
 int da_test_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Deterministic test data: a small LCG (state reset per forked test, so every test sees the same
+ * sequence) giving floats in [-0.5, 0.5). */
+float da_test_frand(void);
+float *da_test_rand_buf(size_t n);                              /* malloc'd */
+void *da_test_rand_weights(size_t n, dk_wtype t, float scale); /* rounded to t, malloc'd */
+const char *da_test_wname(dk_wtype t);                         /* "f32", "f16", "bf16" */
 
 #endif
