@@ -67,7 +67,7 @@ ifeq ($(HAVE_CUDA),1)
   CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   CUDA_GENCODE := $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
                   -gencode arch=compute_$(lastword $(CUDA_ARCH)),code=compute_$(lastword $(CUDA_ARCH))
-  NVCCFLAGS  := -O3 -std=c++17 $(CUDA_GENCODE) -DDIFFAUG_CUDA_ARCHS="\"$(foreach a,$(CUDA_ARCH),sm_$(a)) compute_$(lastword $(CUDA_ARCH))\"" -Xcompiler -fPIC,-Wall -Iengine -Ikernels/cuda -lineinfo
+  NVCCFLAGS  := -O3 -std=c++17 $(CUDA_GENCODE) -DDIFFAUG_CUDA_ARCHS="\"$(foreach a,$(CUDA_ARCH),sm_$(a)) compute_$(lastword $(CUDA_ARCH))\"" -Xcompiler -fPIC,-Wall -Iengine -Ikernels/cpu -Ikernels/cuda -lineinfo
   CFLAGS     += -DDIFFAUG_HAVE_CUDA=1 -I$(CUDA_HOME)/include
   LDLIBS     += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
   CUDA_SRC   := $(wildcard kernels/cuda/*.cu)

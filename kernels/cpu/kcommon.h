@@ -11,32 +11,39 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The CUDA kernels include this header too, so GPU and CPU round every value with the same code. */
+#if defined(__CUDACC__)
+#define DK_HD __host__ __device__
+#else
+#define DK_HD
+#endif
+
 /* Storage type of a weight operand; activations are always f32. */
 typedef enum dk_wtype { DK_F32 = 0, DK_F16 = 1, DK_BF16 = 2 } dk_wtype;
 
-static inline size_t dk_wtype_size(dk_wtype t) { return t == DK_F32 ? 4 : 2; }
+static inline DK_HD size_t dk_wtype_size(dk_wtype t) { return t == DK_F32 ? 4 : 2; }
 
-static inline uint32_t dk_f32_bits(float f) {
+static inline DK_HD uint32_t dk_f32_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
-static inline float dk_bits_f32(uint32_t u) {
+static inline DK_HD float dk_bits_f32(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-static inline float dk_bf16_to_f32(uint16_t h) { return dk_bits_f32((uint32_t)h << 16); }
+static inline DK_HD float dk_bf16_to_f32(uint16_t h) { return dk_bits_f32((uint32_t)h << 16); }
 
-static inline uint16_t dk_f32_to_bf16(float f) {
+static inline DK_HD uint16_t dk_f32_to_bf16(float f) {
     uint32_t u = dk_f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
 
-static inline float dk_f16_to_f32(uint16_t h) {
+static inline DK_HD float dk_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;
     uint32_t man = h & 0x3ffu;
@@ -50,7 +57,7 @@ static inline float dk_f16_to_f32(uint16_t h) {
     return dk_bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
 }
 
-static inline uint16_t dk_f32_to_f16(float f) {
+static inline DK_HD uint16_t dk_f32_to_f16(float f) {
     uint32_t u = dk_f32_bits(f);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
     uint32_t a = u & 0x7fffffffu;
@@ -71,7 +78,7 @@ static inline uint16_t dk_f32_to_f16(float f) {
 }
 
 /* Load element i of a weight array of type t as f32. */
-static inline float dk_load_w(const void *w, dk_wtype t, size_t i) {
+static inline DK_HD float dk_load_w(const void *w, dk_wtype t, size_t i) {
     switch (t) {
     case DK_F16: return dk_f16_to_f32(((const uint16_t *)w)[i]);
     case DK_BF16: return dk_bf16_to_f32(((const uint16_t *)w)[i]);

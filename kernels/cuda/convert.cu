@@ -5,16 +5,16 @@
 
 /* dst[n] = convert(src[n]) (flat) */
 __global__ void k_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
-    DCU_GRID_STRIDE(i, n) dst[i] = dcu_f32_to_f16(src[i]);
+    DCU_GRID_STRIDE(i, n) dst[i] = dk_f32_to_f16(src[i]);
 }
 __global__ void k_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
-    DCU_GRID_STRIDE(i, n) dst[i] = dcu_f32_to_bf16(src[i]);
+    DCU_GRID_STRIDE(i, n) dst[i] = dk_f32_to_bf16(src[i]);
 }
 __global__ void k_f16_to_f32(float *dst, const uint16_t *src, size_t n) {
-    DCU_GRID_STRIDE(i, n) dst[i] = dcu_f16_to_f32(src[i]);
+    DCU_GRID_STRIDE(i, n) dst[i] = dk_f16_to_f32(src[i]);
 }
 __global__ void k_bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
-    DCU_GRID_STRIDE(i, n) dst[i] = dcu_bf16_to_f32(src[i]);
+    DCU_GRID_STRIDE(i, n) dst[i] = dk_bf16_to_f32(src[i]);
 }
 
 #define CONVERT_LAUNCHER(fn, kernel, TD, TS)                                                   \

@@ -102,8 +102,8 @@ __global__ void k_im2col(void *colv, const float *x, dcu_conv s, int OW, size_t 
         int ih = oh * s.stride_h - s.pad_t + kh * s.dil_h, iw = ow * s.stride_w - s.pad_l + kw * s.dil_w;
         float v = (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) ? x[((size_t)ch * s.H + ih) * s.W + iw] : 0.0f;
         if (WT == 0) ((float *)colv)[i] = v;
-        else if (WT == 1) ((uint16_t *)colv)[i] = dcu_f32_to_f16(v);
-        else ((uint16_t *)colv)[i] = dcu_f32_to_bf16(v);
+        else if (WT == 1) ((uint16_t *)colv)[i] = dk_f32_to_f16(v);
+        else ((uint16_t *)colv)[i] = dk_f32_to_bf16(v);
     }
 }
 
