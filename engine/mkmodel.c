@@ -196,6 +196,14 @@ static void json_ints(da_buf *b, const int *v, int n) {
     da_buf_printf(b, "]");
 }
 
+/* One integer when every level has the same value (as SD 1.x configs write it), else a list. */
+static void json_ints_or_one(da_buf *b, const int *v, int n) {
+    bool same = true;
+    for (int i = 1; i < n; i++) same = same && v[i] == v[0];
+    if (same) da_buf_printf(b, "%d", v[0]);
+    else json_ints(b, v, n);
+}
+
 static void json_strs(da_buf *b, const char *const *v, int n) {
     da_buf_printf(b, "[");
     for (int i = 0; i < n; i++) {
@@ -230,7 +238,9 @@ static da_status unet_config_json(const da_model_config *cfg, da_dtype dt, const
     }
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"_diffusers_version\": \"0.6.0\",\n");
-    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n  \"attention_head_dim\": %d,\n  \"block_out_channels\": ", u->attention_heads);
+    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n  \"attention_head_dim\": ");
+    json_ints_or_one(&b, u->heads, u->n_levels);
+    da_buf_printf(&b, ",\n  \"block_out_channels\": ");
     json_ints(&b, u->block_out_channels, u->n_levels);
     da_buf_printf(&b, ",\n  \"center_input_sample\": false,\n  \"cross_attention_dim\": %d,\n  \"down_block_types\": ",
                   u->cross_attention_dim);
@@ -240,8 +250,9 @@ static da_status unet_config_json(const da_model_config *cfg, da_dtype dt, const
                   u->in_channels, u->layers_per_block);
     da_buf_printf(&b, "  \"norm_eps\": %.7g,\n  \"norm_num_groups\": %d,\n  \"out_channels\": %d,\n  \"sample_size\": %d,\n",
                   (double)u->norm_eps, u->norm_num_groups, u->out_channels, u->sample_size);
-    da_buf_printf(&b, "  \"transformer_layers_per_block\": %d,\n  \"use_linear_projection\": false,\n  \"up_block_types\": ",
-                  u->transformer_layers);
+    da_buf_printf(&b, "  \"transformer_layers_per_block\": ");
+    json_ints_or_one(&b, u->transformer_depth, u->n_levels);
+    da_buf_printf(&b, ",\n  \"use_linear_projection\": %s,\n  \"up_block_types\": ", u->linear_proj ? "true" : "false");
     json_strs(&b, up, u->n_levels);
     da_buf_printf(&b, "\n}\n");
     return write_buf(&b, dir, "config.json", err);

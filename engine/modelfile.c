@@ -137,7 +137,6 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     u->n_levels = n;
     u->layers_per_block = lpb;
     u->cross_attention_dim = 0;
-    u->transformer_layers = 0;
     for (int i = 0; i < n; i++) {
         int k = 1 + i * (lpb + 1);
         r = S ? shape_of(m, C, sh, "%sinput_blocks.%d.0.in_layers.2.weight", P, k)
@@ -150,14 +149,16 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
         r = shape_of(m, C, sh, "%s.proj_in.weight", ap);
         u->level_has_attn[i] = r >= 0;
         if (r == 2) return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: linear proj_in (SD 2.x UNet): %s", m->path, SD2_MSG);
-        if (r >= 0 && !u->cross_attention_dim) {
+        u->heads[i] = 8;
+        u->transformer_depth[i] = 1;
+        if (r >= 0) {
             if ((st = need(shape_of(m, C, sh, "%s.transformer_blocks.0.attn2.to_k.weight", ap), 2, "attn2.to_k.weight",
                            m, err)))
                 return st;
-            u->cross_attention_dim = (int)sh[1];
-            while (u->transformer_layers < 64 &&
-                   shape_of(m, C, sh, "%s.transformer_blocks.%d.norm1.weight", ap, u->transformer_layers) >= 0)
-                u->transformer_layers++;
+            if (!u->cross_attention_dim) u->cross_attention_dim = (int)sh[1];
+            int d = 0;
+            while (d < 64 && shape_of(m, C, sh, "%s.transformer_blocks.%d.norm1.weight", ap, d) >= 0) d++;
+            u->transformer_depth[i] = d;
         }
     }
     if (!u->cross_attention_dim)
@@ -174,7 +175,6 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     r = S ? shape_of(m, C, sh, "%stime_embed.0.weight", P) : shape_of(m, C, sh, "time_embedding.linear_1.weight");
     if ((st = need(r, 2, "time embedding linear_1", m, err))) return st;
     u->time_embed_dim = (int)sh[0];
-    u->attention_heads = 8;
     u->norm_num_groups = 32;
     u->norm_eps = 1e-5f;
     u->sample_size = 64;
@@ -310,24 +310,28 @@ static da_status unet_from_json(const da_json *j, const char *path, da_unet_conf
     u->out_channels = jint(j, "out_channels", 4);
     u->layers_per_block = jint(j, "layers_per_block", -1);
     if (u->layers_per_block < 1) return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: layers_per_block must be one integer", path);
-    int heads[DA_MAX_LEVELS];
-    int nh = jints(j, "attention_head_dim", heads, DA_MAX_LEVELS);
-    if (nh > 0) {
-        for (int i = 1; i < nh; i++)
-            if (heads[i] != heads[0])
-                return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: per-level attention_head_dim: %s", path, SD2_MSG);
-        u->attention_heads = heads[0];
-    } else {
-        u->attention_heads = jint(j, "attention_head_dim", 8);
-    }
+    /* attention_head_dim (legacy name of the head count) and transformer_layers_per_block: one
+     * integer for every level, or a list with one per level */
+    int nh = jints(j, "attention_head_dim", u->heads, DA_MAX_LEVELS);
+    if (nh <= 0)
+        for (int i = 0; i < n; i++) u->heads[i] = jint(j, "attention_head_dim", 8);
+    else if (nh != n)
+        return da_err_set(err, DA_ERR_FORMAT, "%s: attention_head_dim lists %d values for %d levels", path, nh, n);
+    int nd = jints(j, "transformer_layers_per_block", u->transformer_depth, DA_MAX_LEVELS);
+    if (nd <= 0)
+        for (int i = 0; i < n; i++) u->transformer_depth[i] = jint(j, "transformer_layers_per_block", 1);
+    else if (nd != n)
+        return da_err_set(err, DA_ERR_FORMAT, "%s: transformer_layers_per_block lists %d values for %d levels", path,
+                          nd, n);
     u->cross_attention_dim = jint(j, "cross_attention_dim", 1280);
     if (u->cross_attention_dim == 1024)
         return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: cross_attention_dim 1024: %s", path, SD2_MSG);
     u->norm_num_groups = jint(j, "norm_num_groups", 32);
     u->norm_eps = jnum(j, "norm_eps", 1e-5f);
-    u->transformer_layers = jint(j, "transformer_layers_per_block", 1);
-    if (u->transformer_layers < 1)
-        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: per-level transformer_layers_per_block: %s", path, SDXL_MSG);
+    for (int i = 0; i < n; i++)
+        if (u->heads[i] < 1 || u->transformer_depth[i] < 1)
+            return da_err_set(err, DA_ERR_FORMAT, "%s: level %d has %d heads and %d transformer layers", path, i,
+                              u->heads[i], u->transformer_depth[i]);
     u->sample_size = jint(j, "sample_size", 64);
     u->time_embed_dim = 4 * u->block_out_channels[0];
     return DA_OK;

@@ -71,10 +71,9 @@ static void sd_config(da_model_config *c, bool tiny, int in_channels) {
         u->level_has_attn[i] = i < 3; /* CrossAttnDownBlock2D x3, DownBlock2D */
     }
     u->layers_per_block = 2;
-    u->attention_heads = 8;
+    for (int i = 0; i < 4; i++) u->heads[i] = 8, u->transformer_depth[i] = 1;
     u->norm_num_groups = 32;
     u->norm_eps = 1e-5f;
-    u->transformer_layers = 1;
     u->sample_size = 64;
     u->time_embed_dim = 4 * u->block_out_channels[0];
     da_vae_config *v = &c->vae;
@@ -96,6 +95,43 @@ static void sd_config(da_model_config *c, bool tiny, int in_channels) {
     c->beta_end = 0.012;
 }
 
+/* SDXL base 1.0 (diffusers stabilityai/stable-diffusion-xl-base-1.0 configs); tiny: the same
+ * structure at toy widths, with three transformer depths so that depth, mirroring and the mid
+ * block's depth are all exercised. */
+static void sdxl_config(da_model_config *c, bool tiny) {
+    sd_config(c, tiny, 4);
+    da_unet_config *u = &c->unet;
+    static const int full[3] = {320, 640, 1280}, small[3] = {32, 64, 128};
+    static const int hfull[3] = {5, 10, 20}, hsmall[3] = {2, 4, 8};
+    static const int dfull[3] = {1, 2, 10}, dsmall[3] = {1, 2, 3};
+    memset(u->block_out_channels, 0, sizeof u->block_out_channels);
+    memset(u->level_has_attn, 0, sizeof u->level_has_attn);
+    u->n_levels = 3;
+    for (int i = 0; i < 3; i++) {
+        u->block_out_channels[i] = tiny ? small[i] : full[i];
+        u->level_has_attn[i] = i > 0; /* DownBlock2D, CrossAttnDownBlock2D x2 */
+        u->heads[i] = tiny ? hsmall[i] : hfull[i];
+        u->transformer_depth[i] = tiny ? dsmall[i] : dfull[i];
+    }
+    u->heads[3] = u->transformer_depth[3] = 0;
+    u->linear_proj = true;
+    u->sample_size = 128;
+    u->time_embed_dim = 4 * u->block_out_channels[0];
+    if (tiny) {
+        text_config(&c->text, 32, 2, 4, 64, 32);
+        text_config(&c->text2, 32, 3, 4, 64, 32);
+    } else {
+        text_config(&c->text, 768, 12, 12, 3072, 768);
+        text_config(&c->text2, 1280, 32, 20, 5120, 1280);
+    }
+    snprintf(c->text2.hidden_act, sizeof c->text2.hidden_act, "gelu");
+    u->cross_attention_dim = c->text.hidden_size + c->text2.hidden_size;
+    u->addition_time_embed_dim = tiny ? 8 : 256;
+    u->addition_embed_dim = c->text2.projection_dim + 6 * u->addition_time_embed_dim;
+    c->vae.scaling_factor = 0.13025f;
+    c->vae.sample_size = 1024;
+}
+
 bool da_config_preset(const char *name, da_model_config *out) {
     memset(out, 0, sizeof *out);
     if (!name) return false;
@@ -104,6 +140,9 @@ bool da_config_preset(const char *name, da_model_config *out) {
     if (!strcmp(base, "sd15") || !strcmp(base, "ip2p")) {
         out->family = !strcmp(base, "sd15") ? DA_FAMILY_SD1 : DA_FAMILY_IP2P;
         sd_config(out, tiny, out->family == DA_FAMILY_SD1 ? 4 : 8);
+    } else if (!strcmp(base, "sdxl")) {
+        out->family = DA_FAMILY_SDXL;
+        sdxl_config(out, tiny);
     } else if (!strcmp(base, "clip-vit-b32")) {
         out->family = DA_FAMILY_CLIP;
         if (tiny) {
@@ -139,12 +178,14 @@ const char *da_family_name(da_model_family f) {
     case DA_FAMILY_SD1: return "SD 1.x";
     case DA_FAMILY_IP2P: return "InstructPix2Pix";
     case DA_FAMILY_CLIP: return "CLIP";
+    case DA_FAMILY_SDXL: return "SDXL";
     }
     return "?";
 }
 
 const char *da_component_name(da_component c) {
-    static const char *const n[DA_COMP_COUNT] = {"unet", "vae", "text_encoder", "clip", "extra"};
+    static const char *const n[DA_COMP_COUNT] = {"unet", "vae", "text_encoder", "text_encoder_2", "clip",
+                                                         "extra"};
     return (unsigned)c < DA_COMP_COUNT ? n[c] : "?";
 }
 
@@ -177,20 +218,27 @@ da_status da_config_validate(const da_model_config *c, da_error *err) {
     }
     const da_unet_config *u = &c->unet;
     if (u->n_levels < 1 || u->n_levels > DA_MAX_LEVELS || u->layers_per_block < 1 || u->in_channels < 1 ||
-        u->out_channels < 1 || u->norm_num_groups < 1 || u->attention_heads < 1 || u->transformer_layers < 1)
+        u->out_channels < 1 || u->norm_num_groups < 1)
         return da_err_set(err, DA_ERR_INVALID_ARG, "unet: inconsistent configuration");
     for (int i = 0; i < u->n_levels; i++) {
         int ch = u->block_out_channels[i];
         if (ch <= 0 || ch % u->norm_num_groups)
             return da_err_set(err, DA_ERR_INVALID_ARG, "unet: level %d width %d not divisible by %d groups", i, ch,
                               u->norm_num_groups);
-        if (u->level_has_attn[i] && ch % u->attention_heads)
-            return da_err_set(err, DA_ERR_INVALID_ARG, "unet: level %d width %d not divisible by %d heads", i, ch,
-                              u->attention_heads);
+        if (u->level_has_attn[i] && (u->heads[i] < 1 || ch % u->heads[i] || u->transformer_depth[i] < 1))
+            return da_err_set(err, DA_ERR_INVALID_ARG, "unet: level %d width %d with %d heads, %d transformer layers", i,
+                              ch, u->heads[i], u->transformer_depth[i]);
     }
-    if (u->cross_attention_dim != c->text.hidden_size)
+    const int text_width = c->text.hidden_size + (c->family == DA_FAMILY_SDXL ? c->text2.hidden_size : 0);
+    if (u->cross_attention_dim != text_width)
         return da_err_set(err, DA_ERR_SHAPE, "unet cross_attention_dim %d != text encoder width %d",
-                          u->cross_attention_dim, c->text.hidden_size);
+                          u->cross_attention_dim, text_width);
+    if (c->family == DA_FAMILY_SDXL) {
+        if ((st = check_text(&c->text2, "text encoder 2", err))) return st;
+        if (u->addition_embed_dim != c->text2.projection_dim + 6 * u->addition_time_embed_dim)
+            return da_err_set(err, DA_ERR_SHAPE, "unet addition embedding width %d != pooled text %d + 6 x %d",
+                              u->addition_embed_dim, c->text2.projection_dim, u->addition_time_embed_dim);
+    }
     const da_vae_config *v = &c->vae;
     if (v->n_levels < 1 || v->n_levels > DA_MAX_LEVELS || v->layers_per_block < 1 || v->latent_channels < 1 ||
         v->norm_num_groups < 1)
@@ -209,14 +257,19 @@ static void ints_str(const int *v, int n, char *buf, size_t cap) {
 }
 
 void da_config_describe_part(const da_model_config *c, da_component comp, char *buf, size_t n) {
-    char a[64];
+    char a[64], h[64], d[64];
     const da_clip_text_config *t = &c->text;
     switch (comp) {
     case DA_COMP_UNET:
         ints_str(c->unet.block_out_channels, c->unet.n_levels, a, sizeof a);
-        snprintf(buf, n, "unet in=%d out=%d channels %s x%d layers, %d heads, cross-attention %d, %d groups",
-                 c->unet.in_channels, c->unet.out_channels, a, c->unet.layers_per_block, c->unet.attention_heads,
-                 c->unet.cross_attention_dim, c->unet.norm_num_groups);
+        ints_str(c->unet.heads, c->unet.n_levels, h, sizeof h);
+        ints_str(c->unet.transformer_depth, c->unet.n_levels, d, sizeof d);
+        snprintf(buf, n,
+                 "unet in=%d out=%d channels %s x%d layers, heads %s, transformer depth %s, cross-attention %d, "
+                 "%d groups%s%s",
+                 c->unet.in_channels, c->unet.out_channels, a, c->unet.layers_per_block, h, d,
+                 c->unet.cross_attention_dim, c->unet.norm_num_groups, c->unet.linear_proj ? ", linear proj" : "",
+                 c->unet.addition_embed_dim ? ", text_time conditioning" : "");
         return;
     case DA_COMP_VAE:
         ints_str(c->vae.block_out_channels, c->vae.n_levels, a, sizeof a);
@@ -427,7 +480,8 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
     char c[256], l[256];
     const int n = u->n_levels, lpb = u->layers_per_block, temb = u->time_embed_dim;
     const int *boc = u->block_out_channels;
-    const int cross = u->cross_attention_dim, tl = u->transformer_layers;
+    const int cross = u->cross_attention_dim;
+    const int *depth = u->transformer_depth;
 
     snprintf(l, sizeof l, "%s.input_blocks.0.0", P);
     lin_conv(&b, "conv_in", l, boc[0], u->in_channels, 3, true);
@@ -445,7 +499,7 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
             for (int j = 0; j < lpb; j++) {
                 snprintf(c, sizeof c, "down_blocks.%d.attentions.%d", i, j);
                 snprintf(l, sizeof l, "%s.input_blocks.%d.1", P, 1 + i * (lpb + 1) + j);
-                unet_transformer(&b, c, l, out, cross, tl);
+                unet_transformer(&b, c, l, out, cross, depth[i]);
             }
         for (int j = 0; j < lpb; j++) {
             snprintf(c, sizeof c, "down_blocks.%d.resnets.%d", i, j);
@@ -463,7 +517,7 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
     /* mid: ldm middle_block.0 (res) .1 (transformer) .2 (res) */
     int mid = boc[n - 1];
     snprintf(l, sizeof l, "%s.middle_block.1", P);
-    unet_transformer(&b, "mid_block.attentions.0", l, mid, cross, tl);
+    unet_transformer(&b, "mid_block.attentions.0", l, mid, cross, depth[n - 1]);
     snprintf(l, sizeof l, "%s.middle_block.0", P);
     unet_resnet(&b, "mid_block.resnets.0", l, mid, mid, temb);
     snprintf(l, sizeof l, "%s.middle_block.2", P);
@@ -479,7 +533,7 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
             for (int j = 0; j <= lpb; j++) {
                 snprintf(c, sizeof c, "up_blocks.%d.attentions.%d", i, j);
                 snprintf(l, sizeof l, "%s.output_blocks.%d.1", P, i * (lpb + 1) + j);
-                unet_transformer(&b, c, l, out, cross, tl);
+                unet_transformer(&b, c, l, out, cross, depth[n - 1 - i]);
             }
         for (int j = 0; j <= lpb; j++) {
             int res_in = (j == 0 ? prev : out) + (j == lpb ? skip_in : out);

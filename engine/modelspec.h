@@ -35,12 +35,23 @@ typedef struct da_unet_config {
     int block_out_channels[DA_MAX_LEVELS];
     bool level_has_attn[DA_MAX_LEVELS]; /* down level i (CrossAttnDownBlock2D); up mirrors it */
     int layers_per_block;
-    int attention_heads;     /* diffusers' "attention_head_dim" for SD 1.x is the number of heads (8) */
-    int cross_attention_dim; /* width of the text states (768 for SD 1.x) */
+    /* attention heads of down level i (diffusers' legacy "attention_head_dim", which is the head
+     * count: 8 everywhere for SD 1.x, 5/10/20 for SDXL); up level i mirrors down level n-1-i and the
+     * mid block uses the last level's */
+    int heads[DA_MAX_LEVELS];
+    /* transformer_layers_per_block of down level i (1 for SD 1.x, 1/2/10 for SDXL), mirrored and
+     * taken for the mid block the same way */
+    int transformer_depth[DA_MAX_LEVELS];
+    int cross_attention_dim; /* width of the text states (768 for SD 1.x, 2048 for SDXL) */
     int norm_num_groups;
     float norm_eps;
-    int transformer_layers;  /* transformer_layers_per_block: 1 for SD 1.x */
-    int sample_size;         /* latent size the model was trained at (64 for SD 1.x) */
+    bool linear_proj;        /* use_linear_projection: Transformer2DModel proj_in/out are Linear (SDXL) */
+    /* addition_embed_type "text_time" (SDXL): 0 = none. addition_time_embed_dim is the width of each
+     * micro-conditioning value's sinusoidal embedding (256); addition_embed_dim is
+     * projection_class_embeddings_input_dim (2816 = pooled text 1280 + 6 x 256) */
+    int addition_time_embed_dim;
+    int addition_embed_dim;
+    int sample_size;         /* latent size the model was trained at (64 for SD 1.x, 128 for SDXL) */
     int time_embed_dim;      /* 4 * block_out_channels[0] */
 } da_unet_config;
 
@@ -77,6 +88,7 @@ typedef enum da_model_family {
     DA_FAMILY_SD1,  /* SD 1.x text-to-image: UNet (4 in-channels) + VAE + CLIP text */
     DA_FAMILY_IP2P, /* InstructPix2Pix: the same with an 8-channel UNet input */
     DA_FAMILY_CLIP, /* CLIPModel: text + vision towers with projections */
+    DA_FAMILY_SDXL, /* SDXL: UNet with text_time conditioning + VAE + CLIP-L text + OpenCLIP bigG text */
 } da_model_family;
 
 typedef struct da_model_config {
@@ -84,7 +96,8 @@ typedef struct da_model_config {
     da_model_family family;
     da_unet_config unet;        /* SD families */
     da_vae_config vae;          /* SD families */
-    da_clip_text_config text;   /* all families */
+    da_clip_text_config text;   /* all families (SDXL: CLIP ViT-L/14, text_encoder) */
+    da_clip_text_config text2;  /* SDXL: OpenCLIP ViT-bigG/14 (text_encoder_2, with text_projection) */
     da_clip_vision_config vision; /* CLIP */
     int projection_dim;         /* CLIP */
     float logit_scale_init;     /* CLIP: 2.6592 = ln(1/0.07) */
@@ -108,7 +121,10 @@ const char *da_family_name(da_model_family f);
 typedef enum da_component {
     DA_COMP_UNET,         /* diffusers unet/  | single file model.diffusion_model. */
     DA_COMP_VAE,          /* diffusers vae/   | first_stage_model. */
-    DA_COMP_TEXT_ENCODER, /* diffusers text_encoder/ (CLIPTextModel) | cond_stage_model.transformer. */
+    DA_COMP_TEXT_ENCODER, /* diffusers text_encoder/ (CLIPTextModel) | cond_stage_model.transformer.
+                             | SDXL conditioner.embedders.0.transformer. */
+    DA_COMP_TEXT_ENCODER_2, /* SDXL: diffusers text_encoder_2/ (CLIPTextModelWithProjection)
+                               | conditioner.embedders.1.model. (OpenCLIP naming) */
     DA_COMP_CLIP,         /* transformers CLIPModel folder (no single-file form) */
     DA_COMP_EXTRA,        /* single-file only: ldm schedule buffers, EMA counters, position_ids */
     DA_COMP_COUNT

@@ -24,7 +24,7 @@
 #include "weights.h"
 
 #define MAX_LAYERS 4  /* layers_per_block (SD 1.x: 2; up levels have one more) */
-#define MAX_TBLOCKS 4 /* transformer_layers_per_block (SD 1.x: 1) */
+#define MAX_TBLOCKS 16 /* transformer_layers_per_block (SD 1.x: 1, SDXL: up to 10) */
 #define MAX_SKIPS (1 + DA_MAX_LEVELS * (MAX_LAYERS + 1))
 
 /* diffusers hard-codes these: Transformer2DModel's GroupNorm eps=1e-6, BasicTransformerBlock's
@@ -55,7 +55,7 @@ typedef struct utblock { /* BasicTransformerBlock */
 } utblock;
 
 typedef struct utrans { /* Transformer2DModel */
-    int ch;
+    int ch, heads, depth;
     unorm norm;
     ulin proj_in, proj_out;
     utblock tb[MAX_TBLOCKS];
@@ -113,9 +113,11 @@ static void bind_resnet(da_binder *b, uresnet *r, const char *p, int cin, int co
     if (cin != cout) snprintf(s, sizeof s, "%s.conv_shortcut", p), r->shortcut = bind_lin(b, s, true);
 }
 
-static void bind_transformer(da_binder *b, utrans *t, const char *p, int ch, int layers) {
+static void bind_transformer(da_binder *b, utrans *t, const char *p, int ch, int heads, int layers) {
     char s[300];
     t->ch = ch;
+    t->heads = heads;
+    t->depth = layers;
     snprintf(s, sizeof s, "%s.norm", p), t->norm = bind_norm(b, s);
     snprintf(s, sizeof s, "%s.proj_in", p), t->proj_in = bind_lin(b, s, true);
     snprintf(s, sizeof s, "%s.proj_out", p), t->proj_out = bind_lin(b, s, true);
@@ -140,20 +142,20 @@ static void bind_transformer(da_binder *b, utrans *t, const char *p, int ch, int
 }
 
 static da_status check_config(const da_unet_config *c, da_error *err) {
-    if (c->n_levels < 1 || c->n_levels > DA_MAX_LEVELS || c->layers_per_block < 1 ||
-        c->layers_per_block > MAX_LAYERS || c->transformer_layers < 1 || c->transformer_layers > MAX_TBLOCKS)
-        return da_err_set(err, DA_ERR_UNSUPPORTED,
-                          "unet: %d levels, %d layers per block, %d transformer layers (supported: <= %d, <= %d, <= %d)",
-                          c->n_levels, c->layers_per_block, c->transformer_layers, DA_MAX_LEVELS, MAX_LAYERS,
-                          MAX_TBLOCKS);
-    if (c->norm_num_groups < 1 || c->attention_heads < 1 || c->in_channels < 1 || c->out_channels < 1 ||
-        c->cross_attention_dim < 1 || c->time_embed_dim < 1)
+    if (c->n_levels < 1 || c->n_levels > DA_MAX_LEVELS || c->layers_per_block < 1 || c->layers_per_block > MAX_LAYERS)
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "unet: %d levels, %d layers per block (supported: <= %d, <= %d)",
+                          c->n_levels, c->layers_per_block, DA_MAX_LEVELS, MAX_LAYERS);
+    if (c->norm_num_groups < 1 || c->in_channels < 1 || c->out_channels < 1 || c->cross_attention_dim < 1 ||
+        c->time_embed_dim < 1)
         return da_err_set(err, DA_ERR_INVALID_ARG, "unet: invalid configuration");
     for (int i = 0; i < c->n_levels; i++) {
-        int ch = c->block_out_channels[i];
-        if (ch < 1 || ch % c->norm_num_groups || ch % c->attention_heads)
+        int ch = c->block_out_channels[i], h = c->heads[i], d = c->transformer_depth[i];
+        if (ch < 1 || ch % c->norm_num_groups || (c->level_has_attn[i] && (h < 1 || ch % h)))
             return da_err_set(err, DA_ERR_INVALID_ARG, "unet: level %d width %d not divisible by %d groups / %d heads",
-                              i, ch, c->norm_num_groups, c->attention_heads);
+                              i, ch, c->norm_num_groups, h);
+        if ((c->level_has_attn[i] || i == c->n_levels - 1) && (d < 1 || d > MAX_TBLOCKS))
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "unet: level %d has %d transformer layers (supported: 1..%d)", i,
+                              d, MAX_TBLOCKS);
     }
     return DA_OK;
 }
@@ -170,7 +172,8 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
     const da_unet_config *c = &u->cfg;
     da_binder *b = &u->b;
     da_binder_init(b, m, DA_COMP_UNET);
-    const int n = c->n_levels, lpb = c->layers_per_block, tl = c->transformer_layers;
+    const int n = c->n_levels, lpb = c->layers_per_block;
+    const int *hd = c->heads, *dp = c->transformer_depth;
     const int *boc = c->block_out_channels;
     char p[128];
 
@@ -188,7 +191,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
             bind_resnet(b, &L->res[j], p, j == 0 ? ch_in : L->ch, L->ch);
             if (L->attn) {
                 snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
-                bind_transformer(b, &L->tr[j], p, L->ch, tl);
+                bind_transformer(b, &L->tr[j], p, L->ch, hd[i], dp[i]);
             }
         }
         if (L->resample) {
@@ -199,7 +202,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
     }
     int mid = boc[n - 1];
     bind_resnet(b, &u->mid_res[0], "mid_block.resnets.0", mid, mid);
-    bind_transformer(b, &u->mid_tr, "mid_block.attentions.0", mid, tl);
+    bind_transformer(b, &u->mid_tr, "mid_block.attentions.0", mid, hd[n - 1], dp[n - 1]);
     bind_resnet(b, &u->mid_res[1], "mid_block.resnets.1", mid, mid);
     /* up level i mirrors down level n-1-i; resnet j concatenates the skip of down level n-1-i
      * (the level's own skips), except the last which takes the previous level's last skip */
@@ -216,7 +219,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
             bind_resnet(b, &L->res[j], p, (j == 0 ? prev : L->ch) + (j == lpb ? skip_last : L->ch), L->ch);
             if (L->attn) {
                 snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-                bind_transformer(b, &L->tr[j], p, L->ch, tl);
+                bind_transformer(b, &L->tr[j], p, L->ch, hd[lv], dp[lv]);
             }
         }
         if (L->resample) {
@@ -301,13 +304,13 @@ static void resnet(fwd *f, const uresnet *r, const float *x, float *y, int H, in
     da_arena_reset(f->a, mark);
 }
 
-/* Attention (heads = cfg.attention_heads, scale d^-0.5) of normed tokens n [B, N, C] over keys from
- * kv [B, Nk, Ckv] (kv == n: self-attention); adds to_out(...) to the residual stream hs [B, N, C]. */
-static void attention(fwd *f, const ulin *q, const ulin *k, const ulin *v, const ulin *o, const float *n, int N,
+/* Attention (H heads, scale d^-0.5) of normed tokens n [B, N, C] over keys from kv [B, Nk, Ckv]
+ * (kv == n: self-attention); adds to_out(...) to the residual stream hs [B, N, C]. */
+static void attention(fwd *f, int H, const ulin *q, const ulin *k, const ulin *v, const ulin *o, const float *n, int N,
                       const float *kv, int Nk, int Ckv, int C, float *hs) {
     da_backend *be = f->be;
     size_t mark = da_arena_mark(f->a);
-    const int B = f->B, M = B * N, Mk = B * Nk, H = f->c->attention_heads;
+    const int B = f->B, M = B * N, Mk = B * Nk;
     float *qb = take(f, (size_t)M * C), *kb = take(f, (size_t)Mk * C), *vb = take(f, (size_t)Mk * C);
     float *ob = take(f, (size_t)M * C);
     da_op_linear(be, M, C, C, n, &q->w, NULL, qb);
@@ -329,12 +332,12 @@ static void transformer(fwd *f, const utrans *t, float *x, int H, int W) {
     groupnorm(f, t0, x, C, HW, &t->norm, TRANSFORMER_GN_EPS, false);
     conv(f, &t->proj_in, t0, nb, C, H, W, C, 1, 1);
     da_op_transpose(be, hs, nb, (size_t)f->B, (size_t)C, HW); /* [B, C, HW] -> tokens [B, HW, C] */
-    for (int i = 0; i < f->c->transformer_layers; i++) {
+    for (int i = 0; i < t->depth; i++) {
         const utblock *k = &t->tb[i];
         da_op_layernorm(be, nb, hs, (size_t)M, (size_t)C, TRANSFORMER_LN_EPS, k->norm1.g, k->norm1.b);
-        attention(f, &k->q1, &k->k1, &k->v1, &k->o1, nb, N, nb, N, C, C, hs);
+        attention(f, t->heads, &k->q1, &k->k1, &k->v1, &k->o1, nb, N, nb, N, C, C, hs);
         da_op_layernorm(be, nb, hs, (size_t)M, (size_t)C, TRANSFORMER_LN_EPS, k->norm2.g, k->norm2.b);
-        attention(f, &k->q2, &k->k2, &k->v2, &k->o2, nb, N, f->ctx, f->L, f->c->cross_attention_dim, C, hs);
+        attention(f, t->heads, &k->q2, &k->k2, &k->v2, &k->o2, nb, N, f->ctx, f->L, f->c->cross_attention_dim, C, hs);
         da_op_layernorm(be, nb, hs, (size_t)M, (size_t)C, TRANSFORMER_LN_EPS, k->norm3.g, k->norm3.b);
         /* FeedForward: GEGLU(C -> 2 x 4C) then Linear(4C -> C) */
         size_t m2 = da_arena_mark(f->a);
