@@ -389,6 +389,10 @@ da_status da_image_save_png(const char *path, const da_image *im, const char *co
         if (!keys[i] || !values[i] || !valid_png_keyword(keys[i]))
             return da_err_set(err, DA_ERR_INVALID_ARG, "%s: invalid PNG text keyword #%zu \"%s\"", path, i,
                               keys[i] ? keys[i] : "(null)");
+        long bad = da_utf8_invalid_at(values[i], strlen(values[i]));
+        if (bad >= 0)
+            return da_err_set(err, DA_ERR_INVALID_ARG, "%s: PNG text \"%s\" is not valid UTF-8 (byte %ld)", path, keys[i],
+                              bad);
     }
     png_wr *c = calloc(1, sizeof *c);
     if (!c) return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory", path);
@@ -419,11 +423,22 @@ da_status da_image_save_png(const char *path, const da_image *im, const char *co
     png_init_io(png, af.fp);
     png_set_IHDR(png, info, (png_uint_32)im->w, (png_uint_32)im->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* tEXt holds Latin-1, so values with any non-ASCII byte (UTF-8 prompts) go into iTXt, whose
+     * text is UTF-8; pure ASCII stays in tEXt, which every reader understands */
     for (size_t i = 0; i < n_text; i++) {
-        c->text[i].compression = PNG_TEXT_COMPRESSION_NONE;
+        bool ascii = true;
+        for (const unsigned char *q = (const unsigned char *)values[i]; *q && ascii; q++) ascii = *q < 0x80;
         c->text[i].key = (char *)keys[i];
         c->text[i].text = (char *)values[i];
-        c->text[i].text_length = strlen(values[i]);
+        if (ascii) {
+            c->text[i].compression = PNG_TEXT_COMPRESSION_NONE;
+            c->text[i].text_length = strlen(values[i]);
+        } else {
+            c->text[i].compression = PNG_ITXT_COMPRESSION_NONE;
+            c->text[i].itxt_length = strlen(values[i]);
+            c->text[i].lang = (char *)"";
+            c->text[i].lang_key = (char *)"";
+        }
     }
     if (n_text) png_set_text(png, info, c->text, (int)n_text);
     png_write_info(png, info);

@@ -56,8 +56,9 @@ da_status da_image_load(const char *path, da_image *out, da_error *err);
 da_status da_image_decode(const void *data, size_t len, const char *name, da_image *out, da_error *err);
 
 /* Write an 8-bit RGB PNG atomically (temporary file then rename; nothing is left on error).
- * n_text tEXt chunks keys[i] = values[i] are added (keys: 1..79 Latin-1 chars; may be NULL if n_text
- * is 0). */
+ * n_text text chunks keys[i] = values[i] are added (keys: 1..79 Latin-1 chars; may be NULL if n_text
+ * is 0; values: UTF-8, written as tEXt when pure ASCII and as uncompressed iTXt otherwise, since tEXt
+ * is Latin-1; invalid UTF-8 is DA_ERR_INVALID_ARG). */
 da_status da_image_save_png(const char *path, const da_image *im, const char *const *keys,
                             const char *const *values, size_t n_text, da_error *err);
 /* Write a baseline JPEG (quality 1..100, 4:2:0 chroma subsampling like Pillow's default) atomically. */

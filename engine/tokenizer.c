@@ -146,23 +146,14 @@ static size_t pow2_at_least(size_t n) {
 static long utf8_decode(const unsigned char *s, size_t len, u32vec *out, bool *nomem) {
     size_t i = 0;
     while (i < len) {
-        uint32_t c = s[i], need, min;
-        if (c < 0x80) need = 0, min = 0;
-        else if ((c & 0xE0) == 0xC0) need = 1, c &= 0x1F, min = 0x80;
-        else if ((c & 0xF0) == 0xE0) need = 2, c &= 0x0F, min = 0x800;
-        else if ((c & 0xF8) == 0xF0) need = 3, c &= 0x07, min = 0x10000;
-        else return (long)i;
-        if (len - i <= need) return (long)i;
-        for (uint32_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return (long)i;
-            c = c << 6 | (s[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) return (long)i;
+        uint32_t c;
+        size_t k = da_utf8_next(s + i, len - i, &c);
+        if (!k) return (long)i;
         if (!u32_push(out, c)) {
             *nomem = true;
             return -1;
         }
-        i += need + 1;
+        i += k;
     }
     return -1;
 }

@@ -300,3 +300,33 @@ double da_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+size_t da_utf8_next(const unsigned char *s, size_t len, uint32_t *cp) {
+    if (len == 0) return 0;
+    uint32_t c = s[0], need, min;
+    if (c < 0x80) need = 0, min = 0;
+    else if ((c & 0xE0) == 0xC0) need = 1, c &= 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) need = 2, c &= 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) need = 3, c &= 0x07, min = 0x10000;
+    else return 0;
+    if (len <= need) return 0;
+    for (uint32_t k = 1; k <= need; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        c = c << 6 | (s[k] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) return 0;
+    *cp = c;
+    return need + 1;
+}
+
+long da_utf8_invalid_at(const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    uint32_t cp;
+    while (i < len) {
+        size_t k = da_utf8_next(u + i, len - i, &cp);
+        if (!k) return (long)i;
+        i += k;
+    }
+    return -1;
+}

@@ -74,4 +74,10 @@ void da_buf_free(da_buf *b);
 /* Wall-clock seconds from a monotonic clock. */
 double da_now(void);
 
+/* Strict UTF-8: decode the code point at s[0..len) (no overlongs, surrogates or code points past
+ * U+10FFFF). Returns the bytes it takes (1..4), or 0 when the sequence there is invalid. */
+size_t da_utf8_next(const unsigned char *s, size_t len, uint32_t *cp);
+/* The offset of the first invalid byte of s[0..len), or -1 when all of it is valid UTF-8. */
+long da_utf8_invalid_at(const char *s, size_t len);
+
 #endif /* DA_UTIL_H */

@@ -368,7 +368,9 @@ static void test_png_error(png_structp p, png_const_charp m) {
 }
 static void test_png_warn(png_structp p, png_const_charp m) { (void)p, (void)m; }
 
-static int png_text_lookup(const char *path, const char *key, char *val, size_t cap) {
+/* Find text chunk `key` (tEXt or uncompressed iTXt): 1 and its text in val (and the chunk's compression
+ * field in *kind: PNG_TEXT_COMPRESSION_NONE for tEXt, PNG_ITXT_COMPRESSION_NONE for iTXt), 0 absent, -1 error. */
+static int png_text_find(const char *path, const char *key, char *val, size_t cap, int *kind) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return -1;
     png_jb jb;
@@ -386,13 +388,19 @@ static int png_text_lookup(const char *path, const char *key, char *val, size_t 
     int n = 0;
     png_get_text(png, info, &text, &n);
     for (int i = 0; i < n; i++)
-        if (strcmp(text[i].key, key) == 0 && text[i].compression == PNG_TEXT_COMPRESSION_NONE) {
+        if (strcmp(text[i].key, key) == 0 && (text[i].compression == PNG_TEXT_COMPRESSION_NONE ||
+                                              text[i].compression == PNG_ITXT_COMPRESSION_NONE)) {
             snprintf(val, cap, "%s", text[i].text);
+            if (kind) *kind = text[i].compression;
             found = 1;
         }
     png_destroy_read_struct(&png, &info, NULL);
     fclose(fp);
     return found;
+}
+
+static int png_text_lookup(const char *path, const char *key, char *val, size_t cap) {
+    return png_text_find(path, key, val, cap, NULL);
 }
 
 START_TEST(test_png_write_roundtrip_and_text) {
@@ -414,6 +422,20 @@ START_TEST(test_png_write_roundtrip_and_text) {
     ck_assert_str_eq(val, "12345");
     ck_assert_int_eq(png_text_lookup(path, "absent", val, sizeof val), 0);
     ck_assert_int_eq(count_files(dir), 1); /* no temporary left behind */
+    /* a UTF-8 prompt survives byte for byte (as iTXt: tEXt is Latin-1); invalid UTF-8 is refused */
+    const char *ukeys[] = {"prompt", "ascii"};
+    const char *uvals[] = {"caf\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x90\x95", "plain"};
+    ck_assert_msg(da_image_save_png(path, &im, ukeys, uvals, 2, &err) == DA_OK, "%s", err.msg);
+    int kind = -1;
+    ck_assert_int_eq(png_text_find(path, "prompt", val, sizeof val, &kind), 1);
+    ck_assert_int_eq(kind, PNG_ITXT_COMPRESSION_NONE);
+    ck_assert_str_eq(val, uvals[0]);
+    ck_assert_int_eq(png_text_find(path, "ascii", val, sizeof val, &kind), 1);
+    ck_assert_int_eq(kind, PNG_TEXT_COMPRESSION_NONE);
+    const char *badv[] = {"caf\xc3"};
+    ck_assert_int_eq(da_image_save_png(path, &im, ukeys, badv, 1, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "not valid UTF-8 (byte 3)"), "%s", err.msg);
+    ck_assert_int_eq(png_text_lookup(path, "prompt", val, sizeof val), 1); /* the old file is intact */
     /* a bad keyword fails before anything is written and leaves the old file intact */
     const char *bad_keys[] = {" leading space"};
     char *path2 = da_path_join(dir, "bad.png");
