@@ -460,11 +460,13 @@ static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *
     noise_src ns = {p, items, n, per, &g};
 
     /* source images: edit -> unscaled posterior mean (retrieve_latents sample_mode="argmax");
-     * img2img -> posterior sample (drawn before the initial noise) * scaling_factor */
-    if (p->mode == DA_GEN_IMG2IMG && (st = draw(&ns, DA_DRAW_POSTERIOR, -1, b.noise, err))) goto done;
+     * img2img -> posterior sample (drawn before the initial noise) * scaling_factor, or the posterior
+     * mean * scaling_factor when asked (img2img_mean) */
+    const bool use_mean = p->mode == DA_GEN_EDIT || p->img2img_mean;
+    if (p->mode == DA_GEN_IMG2IMG && !use_mean && (st = draw(&ns, DA_DRAW_POSTERIOR, -1, b.noise, err))) goto done;
     for (int i = 0; i < n && p->mode != DA_GEN_TXT2IMG; i++) {
         if ((st = init_pixels(items[i].init, p->width, p->height, b.pixels, err))) goto done;
-        if (p->mode == DA_GEN_EDIT)
+        if (use_mean)
             st = da_vae_encode(sd->vae, sd->be, &sd->arena, b.pixels, 1, p->height, p->width, b.x0 + per * i, NULL, err);
         else
             st = da_vae_encode_sample(sd->vae, sd->be, &sd->arena, b.pixels, 1, p->height, p->width, b.noise + per * i,

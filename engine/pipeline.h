@@ -84,6 +84,8 @@ typedef struct da_gen_params {
     bool karras;              /* Karras sigmas (dpmpp_2m_karras) */
     int steps;
     float strength;           /* img2img */
+    bool img2img_mean;        /* img2img: start from the VAE posterior mean (METHODS.md's SGID) instead of a
+                                 posterior sample (diffusers); no DA_DRAW_POSTERIOR draw is made */
     float eta;                /* DDIM */
     int width, height;        /* multiples of 8 */
     da_rng_mode rng;

@@ -350,6 +350,60 @@ static void invariance(const char *model, da_gen_mode mode) {
     da_image_free(&src);
 }
 
+/* Noise for the mean-vs-sample test: zeros for the posterior draw, a fixed pattern otherwise. */
+typedef struct mean_hook {
+    bool zero_posterior;
+    int posterior_draws;
+} mean_hook;
+
+static da_status hook_mean(void *ctx, da_gen_draw d, int item, int step, float *out, size_t n) {
+    mean_hook *h = ctx;
+    if (d == DA_DRAW_POSTERIOR) h->posterior_draws++;
+    for (size_t k = 0; k < n; k++)
+        out[k] = d == DA_DRAW_POSTERIOR && h->zero_posterior ? 0.0f
+                                                              : sinf(0.37f * (float)k + 1.3f * (float)item + 0.11f * (float)step);
+    return DA_OK;
+}
+
+/* img2img from the posterior mean equals img2img from a posterior sample whose eps is zero
+ * (mean + std * 0 is exactly the mean), draws no posterior noise, and differs from a real sample. */
+START_TEST(test_img2img_posterior_mean) {
+    da_image src;
+    da_error err;
+    ck_assert_int_eq(da_image_alloc(&src, 64, 64, &err), DA_OK);
+    for (int k = 0; k < 64 * 64 * 3; k++) src.data[k] = (uint8_t)(k * 13 % 251);
+    da_gen_item it;
+    da_gen_item_init(&it);
+    it.prompt = "a red house";
+    it.guidance = 5.0f;
+    it.init = &src;
+    da_gen_params p;
+    da_gen_params_init(&p);
+    p.mode = DA_GEN_IMG2IMG;
+    p.sampler = DA_SAMPLER_DDIM;
+    p.steps = 4;
+    p.strength = 0.5f;
+    p.width = p.height = 64;
+    p.noise_hook = hook_mean;
+    float mean_lat[4 * 8 * 8], zero_lat[4 * 8 * 8], samp_lat[4 * 8 * 8];
+    da_sd *sd = open_sd(g_sd, 1);
+    mean_hook h = {true, 0};
+    p.noise_ctx = &h;
+    p.img2img_mean = true;
+    ck_assert_msg(da_sd_generate(sd, &p, &it, 1, NULL, mean_lat, &err) == DA_OK, "%s", err.msg);
+    ck_assert_int_eq(h.posterior_draws, 0);
+    p.img2img_mean = false;
+    ck_assert_msg(da_sd_generate(sd, &p, &it, 1, NULL, zero_lat, &err) == DA_OK, "%s", err.msg);
+    ck_assert_int_eq(h.posterior_draws, 1);
+    ck_assert_msg(!memcmp(mean_lat, zero_lat, sizeof mean_lat), "posterior mean != sample with zero eps");
+    h.zero_posterior = false;
+    ck_assert_msg(da_sd_generate(sd, &p, &it, 1, NULL, samp_lat, &err) == DA_OK, "%s", err.msg);
+    ck_assert(memcmp(mean_lat, samp_lat, sizeof mean_lat) != 0);
+    da_sd_close(sd);
+    da_image_free(&src);
+}
+END_TEST
+
 START_TEST(test_batch_invariance_txt2img) { invariance(g_sd, DA_GEN_TXT2IMG); }
 END_TEST
 
@@ -531,6 +585,7 @@ static Suite *pipeline_suite(void) {
     tcase_add_test(tm, test_parity_torch);
     tcase_add_test(tm, test_batch_invariance_txt2img);
     tcase_add_test(tm, test_batch_invariance_img2img);
+    tcase_add_test(tm, test_img2img_posterior_mean);
     tcase_add_test(tm, test_batch_invariance_edit);
     tcase_add_test(tm, test_errors);
     tcase_add_test(tm, test_interrupt);

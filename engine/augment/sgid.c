@@ -143,6 +143,7 @@ da_status da_aug_sgid(da_aug_ctx *c, da_error *err) {
     if (!I || !G || !items || !prompts || !notes || !sim || !which || !ei || !et) st = da_err_set(err, DA_ERR_NOMEM, "out of memory");
     da_gen_params gp;
     da_aug_gen_params(c, DA_GEN_IMG2IMG, &gp);
+    gp.img2img_mean = true; /* METHODS.md: z0 = 0.18215 x VAE-encode(I), the posterior mean */
     uint64_t last_id = 0;
     bool have_last = false;
     double last_s = 0;
