@@ -612,6 +612,13 @@ START_TEST(test_kill_resume) {
     free(log);
     ck_assert(da_is_file(victim));
     assert_same_run(ref, mr, out, mp);
+    /* that run made one image: its rate counts that one, not the 18 records of the manifest */
+    char *sp = sub(out, "summary.json"), *text = NULL;
+    size_t len;
+    da_error err;
+    ck_assert_int_eq(da_read_file(sp, &text, &len, &err), DA_OK);
+    ck_assert_msg(strstr(text, "\"produced\": 1,"), "%s", text);
+    free(text), free(sp);
     free(victim), free(mr), free(mp), free(ref), free(out);
 }
 END_TEST

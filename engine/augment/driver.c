@@ -406,6 +406,7 @@ static da_status write_summary(da_aug_ctx *c, const char *manifest_path, const c
         if (m.e[i].unit_index != DA_UNIT_PROBLEM) st = da_summary_add(&s, m.e[i].class_name, m.e[i].kept, err);
     s.skipped_resume = skipped;
     s.problems = problems;
+    s.produced = c->kept + c->dropped; /* this run's records only: a resume must not claim the earlier work */
     if (!st) st = da_summary_write(summary_path, &s, da_recipe_name(c->o->recipe), wall, err);
     da_summary_free(&s);
     da_manifest_free(&m);

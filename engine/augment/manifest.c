@@ -355,6 +355,7 @@ da_status da_summary_from_manifest(da_summary *s, const da_manifest *m, da_error
         da_status st = da_summary_add(s, m->e[i].class_name, m->e[i].kept, err);
         if (st != DA_OK) return st;
     }
+    s->produced = s->kept + s->dropped;
     return DA_OK;
 }
 
@@ -371,12 +372,12 @@ da_status da_summary_write(const char *path, const da_summary *s, const char *re
     da_buf_printf(&b, "{\n  \"recipe\": ");
     if (recipe) da_buf_json_string(&b, recipe);
     else da_buf_printf(&b, "null");
-    double rate = wall_s > 0 ? (double)(s->kept + s->dropped) / wall_s : 0;
+    double rate = wall_s > 0 ? (double)s->produced / wall_s : 0;
     da_buf_printf(&b,
                   ",\n  \"version\": \"%s\",\n  \"kept\": %" PRIu64 ",\n  \"dropped\": %" PRIu64
                   ",\n  \"skipped_resume\": %" PRIu64 ",\n  \"input_problems\": %" PRIu64
-                  ",\n  \"wall_s\": %.3f,\n  \"images_per_s\": %.4f,\n  \"classes\": {",
-                  DIFFAUG_VERSION, s->kept, s->dropped, s->skipped_resume, s->problems, wall_s, rate);
+                  ",\n  \"wall_s\": %.3f,\n  \"produced\": %" PRIu64 ",\n  \"images_per_s\": %.4f,\n  \"classes\": {",
+                  DIFFAUG_VERSION, s->kept, s->dropped, s->skipped_resume, s->problems, wall_s, s->produced, rate);
     for (size_t i = 0; i < s->n; i++) {
         da_buf_printf(&b, "%s\n    ", i ? "," : "");
         da_buf_json_string(&b, c[i].name);

@@ -111,14 +111,17 @@ typedef struct da_summary {
     da_summary_class *c;
     size_t n;
     uint64_t kept, dropped, skipped_resume, problems;
+    /* records made during the timed run (the numerator of images_per_s): a resumed run counts only
+     * its own work; a summary of a whole manifest (da_summary_from_manifest) counts every record */
+    uint64_t produced;
 } da_summary;
 
 /* Count one record of class name (adds the class on first sight). */
 da_status da_summary_add(da_summary *s, const char *class_name, bool kept, da_error *err);
 /* Count every record of a manifest. */
 da_status da_summary_from_manifest(da_summary *s, const da_manifest *m, da_error *err);
-/* Write summary.json atomically: per-class counts (sorted by class), totals, wall time and
- * images/s (kept + dropped over wall_s), recipe name. */
+/* Write summary.json atomically: per-class counts (sorted by class), totals, wall time, the records
+ * produced in that time and images/s (produced over wall_s), recipe name. */
 da_status da_summary_write(const char *path, const da_summary *s, const char *recipe, double wall_s, da_error *err);
 void da_summary_free(da_summary *s);
 
