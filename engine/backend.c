@@ -1,6 +1,7 @@
 /* backend.c - choosing a backend by name (backend.h da_backend_new) and the pieces shared by every
  * backend that are not kernel tables: placing an arena's block in backend memory. Compiled in both
  * builds; the CUDA constructor is referenced only when DIFFAUG_HAVE_CUDA is defined. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,11 +17,12 @@ da_backend *da_backend_new(const char *name, da_error *err) {
         if (!be) da_err_set(err, DA_ERR_NOMEM, "cannot allocate the CPU backend");
         return be;
     }
+    if (!strcmp(name, "guard")) return da_backend_guard_new(err);
     int is_auto = !strcmp(name, "auto");
     int device = 0;
     if (!is_auto) {
         if (strncmp(name, "cuda", 4) != 0 || (name[4] != 0 && name[4] != ':')) {
-            da_err_set(err, DA_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cuda, cuda:N or auto)", name);
+            da_err_set(err, DA_ERR_INVALID_ARG, "unknown backend '%s' (expected cpu, cuda, cuda:N, auto or guard)", name);
             return NULL;
         }
         if (name[4] == ':') {
@@ -59,8 +61,24 @@ static void arena_block_free(void *ctx, void *p) {
 }
 
 void da_arena_on_backend(da_arena *a, da_backend *be) {
-    if (!be->ops->mem_alloc || !be->ops->mem_free) return; /* host memory: the arena's default */
-    a->block_alloc = arena_block_alloc;
-    a->block_free = arena_block_free;
-    a->block_ctx = be;
+    bool host = !be->ops->mem_alloc || !be->ops->mem_free; /* host memory: the arena's default */
+    void *(*ba)(void *, size_t) = host ? NULL : arena_block_alloc;
+    void (*bf)(void *, void *) = host ? NULL : arena_block_free;
+    void *ctx = host ? NULL : be;
+    if (a->block_alloc == ba && a->block_free == bf && a->block_ctx == ctx) return;
+    da_arena_free(a); /* a block from the previous allocator goes back to it */
+    a->block_alloc = ba;
+    a->block_free = bf;
+    a->block_ctx = ctx;
+}
+
+da_status da_backend_check_weights(const da_backend *wbe, const da_backend *be, const char *what, da_error *err) {
+    bool whost = !wbe || !wbe->ops->mem_alloc; /* host views, or copies a host-memory backend made */
+    if (wbe == be || (whost && !be->ops->mem_alloc)) return DA_OK;
+    if (!wbe)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "%s: the weights are host memory (loaded without a backend) but the "
+                          "forward runs on the %s backend; load with the *_load_on variant and that backend",
+                          what, be->ops->name);
+    return da_err_set(err, DA_ERR_INVALID_ARG, "%s: the weights were placed on a %s backend, the forward runs on a "
+                      "different %s backend", what, wbe->ops->name, be->ops->name);
 }

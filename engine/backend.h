@@ -102,16 +102,26 @@ da_backend *da_backend_cpu_new(void);
 /* The CUDA backend on GPU `device` (defined only in a CUDA build; use da_backend_new elsewhere).
  * NULL and a DA_ERR_CUDA error naming the failing call when there is no usable GPU. */
 da_backend *da_backend_cuda_new(int device, da_error *err);
-/* By name, in every build: "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (CUDA when this build has it
- * and a GPU answers, else the CPU: the only way to get the CPU without asking for it). "cuda" where
- * there is no CUDA build or no GPU is DA_ERR_CUDA, never a silent CPU run. */
+/* The guard backend (backend_guard.c): the CPU kernels behind a device backend's memory discipline.
+ * Its memory (arena blocks, scratch, adopted weights) is mapped PROT_NONE except while one of its ops
+ * runs, so host code touching an activation or weight outside da_op_* faults; ops refuse buffers that
+ * are not its memory. Results are bit-identical to "cpu". For tests. */
+da_backend *da_backend_guard_new(da_error *err);
+/* By name, in every build: "cpu", "cuda" (GPU 0), "cuda:N", "guard" (tests), or "auto" (CUDA when
+ * this build has it and a GPU answers, else the CPU: the only way to get the CPU without asking for
+ * it). "cuda" where there is no CUDA build or no GPU is DA_ERR_CUDA, never a silent CPU run. */
 da_backend *da_backend_new(const char *name, da_error *err);
-/* Put the arena's block in the backend's memory (device memory for CUDA; no-op for the CPU). Call
- * before da_arena_commit; the backend must outlive the arena's block. */
+/* Put the arena's block in the backend's memory (device memory for CUDA, host memory for the CPU).
+ * Call before da_arena_plan / da_arena_commit; the backend must outlive the arena's block. An arena
+ * whose block came from another allocator (another backend) has that block freed first. */
 void da_arena_on_backend(da_arena *a, da_backend *be);
 /* Make the backend's copy of a bound weight (identity on the CPU); see adopt_weight. */
 da_status da_backend_adopt(da_backend *be, da_w *w, size_t bytes);
 void da_backend_free(da_backend *be);
+/* Whether weights placed by a binder on `wbe` (NULL: host views, never adopted) can be used by ops of
+ * `be`: the same backend, or host weights on a backend whose memory is host memory (the CPU). Else a
+ * DA_ERR_INVALID_ARG naming `what` and both backends. */
+da_status da_backend_check_weights(const da_backend *wbe, const da_backend *be, const char *what, da_error *err);
 /* Start a planning pass (clears the recorded scratch need, keeps any allocated scratch). */
 void da_backend_plan(da_backend *be);
 /* Allocate scratch for what planning recorded and switch to computing. */

@@ -109,10 +109,12 @@ static void encoder_forward(const clip_encoder *e, da_backend *be, da_arena *a, 
 
 typedef void (*forward_fn)(const void *ctx, da_backend *be, da_arena *a);
 
-static da_status plan_and_run(da_backend *be, da_arena *a, forward_fn fwd, const void *ctx, const char *what,
-                              da_error *err) {
+static da_status plan_and_run(da_backend *be, const da_backend *wbe, da_arena *a, forward_fn fwd, const void *ctx,
+                              const char *what, da_error *err) {
     if (be->st) return da_backend_take_error(be, err);
-    da_arena plan = {0};
+    if (da_backend_check_weights(wbe, be, what, err)) return err->code;
+    da_arena_on_backend(a, be); /* activations in backend memory (frees a block of another allocator) */
+    da_arena plan = {0}; /* counts only: never allocates */
     da_arena_plan(&plan);
     da_backend_plan(be);
     fwd(ctx, be, &plan);
@@ -153,6 +155,11 @@ struct da_clip_text {
 };
 
 da_status da_clip_text_load(const da_model_file *m, da_component comp, da_clip_text **out, da_error *err) {
+    return da_clip_text_load_on(m, comp, NULL, out, err);
+}
+
+da_status da_clip_text_load_on(const da_model_file *m, da_component comp, da_backend *be, da_clip_text **out,
+                               da_error *err) {
     *out = NULL;
     if (comp == DA_COMP_COUNT)
         comp = da_model_has(m, DA_COMP_TEXT_ENCODER) ? DA_COMP_TEXT_ENCODER : DA_COMP_CLIP;
@@ -166,6 +173,7 @@ da_status da_clip_text_load(const da_model_file *m, da_component comp, da_clip_t
     t->cfg = m->cfg.text;
     t->comp = comp;
     da_binder_init(&t->b, m, comp);
+    t->b.be = be;
     const da_clip_text_config *c = &t->cfg;
     t->tok_emb = da_bind(&t->b, "text_model.embeddings.token_embedding.weight");
     t->pos_emb = da_bind_f32(&t->b, "text_model.embeddings.position_embedding.weight");
@@ -298,7 +306,7 @@ da_status da_clip_text_forward(const da_clip_text *t, da_backend *be, da_arena *
     if (!eos) return da_err_set(err, DA_ERR_NOMEM, "CLIP text: out of memory");
     for (int b = 0; b < B; b++) eos[b] = da_clip_text_eos_pos(c, ids + (size_t)b * L, L);
     text_run r = {t, ids, eos, B, L, c->num_layers - opts->clip_skip, out->pooler_output || out->text_embeds, out};
-    da_status st = plan_and_run(be, a, text_forward, &r, "CLIP text", err);
+    da_status st = plan_and_run(be, t->b.be, a, text_forward, &r, "CLIP text", err);
     free(eos);
     return st;
 }
@@ -335,6 +343,10 @@ struct da_clip_vision {
 };
 
 da_status da_clip_vision_load(const da_model_file *m, da_clip_vision **out, da_error *err) {
+    return da_clip_vision_load_on(m, NULL, out, err);
+}
+
+da_status da_clip_vision_load_on(const da_model_file *m, da_backend *be, da_clip_vision **out, da_error *err) {
     *out = NULL;
     if (!da_model_has(m, DA_COMP_CLIP))
         return da_err_set(err, DA_ERR_NOT_FOUND, "%s: not a CLIPModel (no vision tower)", m->path);
@@ -348,6 +360,7 @@ da_status da_clip_vision_load(const da_model_file *m, da_clip_vision **out, da_e
     v->grid = c->image_size / c->patch_size;
     v->tokens = v->grid * v->grid + 1;
     da_binder_init(&v->b, m, DA_COMP_CLIP);
+    v->b.be = be;
     v->class_emb = da_bind_f32(&v->b, "vision_model.embeddings.class_embedding");
     v->patch = da_bind(&v->b, "vision_model.embeddings.patch_embedding.weight");
     v->pos_emb = da_bind_f32(&v->b, "vision_model.embeddings.position_embedding.weight");
@@ -438,7 +451,7 @@ da_status da_clip_vision_forward(const da_clip_vision *v, da_backend *be, da_are
     if ((int64_t)B * v->tokens * widest > INT32_MAX || (int64_t)B * 3 * c->image_size * c->image_size > INT32_MAX)
         return da_err_set(err, DA_ERR_OVERFLOW, "pixel_values: batch %d is too large for one forward", B);
     vision_run r = {v, pixel_values, B, out};
-    return plan_and_run(be, a, vision_forward, &r, "CLIP vision", err);
+    return plan_and_run(be, v->b.be, a, vision_forward, &r, "CLIP vision", err);
 }
 
 da_status da_clip_vision_encode_images(const da_clip_vision *v, da_backend *be, da_arena *a,

@@ -35,6 +35,10 @@ typedef struct da_clip_vision da_clip_vision;
  * DA_COMP_CLIP (CLIPModel text tower with text_projection), or DA_COMP_COUNT to pick whichever the
  * model has (the SD text encoder first). */
 da_status da_clip_text_load(const da_model_file *m, da_component comp, da_clip_text **out, da_error *err);
+/* The same with every weight placed on `be` once (NULL = da_clip_text_load); forwards then run only on
+ * that backend, which must outlive the tower. */
+da_status da_clip_text_load_on(const da_model_file *m, da_component comp, da_backend *be, da_clip_text **out,
+                               da_error *err);
 void da_clip_text_free(da_clip_text *t);
 const da_clip_text_config *da_clip_text_cfg(const da_clip_text *t);
 /* Width of text_embeds, 0 when the model has no text_projection (SD text encoder). */
@@ -74,6 +78,8 @@ da_status da_clip_text_encode_prompts(const da_clip_text *t, da_backend *be, da_
 
 /* Bind the vision tower (and visual_projection) of a CLIPModel. */
 da_status da_clip_vision_load(const da_model_file *m, da_clip_vision **out, da_error *err);
+/* The same with every weight placed on `be` (NULL = da_clip_vision_load). */
+da_status da_clip_vision_load_on(const da_model_file *m, da_backend *be, da_clip_vision **out, da_error *err);
 void da_clip_vision_free(da_clip_vision *v);
 const da_clip_vision_config *da_clip_vision_cfg(const da_clip_vision *v);
 int da_clip_vision_projection_dim(const da_clip_vision *v);

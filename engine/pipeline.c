@@ -50,7 +50,8 @@ struct da_sd {
     da_clip_text *text;
     da_unet *unet;
     da_vae *vae;
-    da_backend *be;
+    da_backend *be;     /* owns the networks' weight copies and activation memory: freed last */
+    char backend_name[32];
     da_unet_ctx *uctx;
     da_arena arena; /* CLIP and VAE activations (outside the denoising loop) */
     int threads;
@@ -95,10 +96,10 @@ void da_sd_close(da_sd *sd) {
     for (int i = 0; i < N_CHUNKS; i++) free(sd->owned[i]);
     da_arena_free(&sd->arena);
     da_unet_ctx_free(sd->uctx);
-    da_backend_free(sd->be);
     da_vae_free(sd->vae);
     da_unet_free(sd->unet);
     da_clip_text_free(sd->text);
+    da_backend_free(sd->be);
     da_tokenizer_free(sd->tok);
     da_model_close(sd->m);
     free(sd);
@@ -108,16 +109,17 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
     *out = NULL;
     if (!o || !o->model || !*o->model) return da_err_set(err, DA_ERR_INVALID_ARG, "sd: no model path given");
     const char *bk = o->backend && *o->backend ? o->backend : "cpu";
-    if (strcmp(bk, "cpu") && strcmp(bk, "auto")) {
-        /* backend.h has only the CPU constructor today; asking for CUDA is never silently served by the CPU */
-        if (!strcmp(bk, "cuda"))
-            return da_err_set(err, DA_ERR_UNSUPPORTED, "backend 'cuda': the CUDA network path is not part of this version");
-        return da_err_set(err, DA_ERR_INVALID_ARG, "unknown backend '%s' (cpu, cuda, auto)", bk);
-    }
     if (o->threads < 0) return da_err_set(err, DA_ERR_INVALID_ARG, "sd: threads %d must be >= 0", o->threads);
     da_sd *sd = calloc(1, sizeof *sd);
     if (!sd) return da_err_set(err, DA_ERR_NOMEM, "sd: out of memory");
     sd->threads = o->threads;
+    /* the backend first: "cuda" without a GPU (or a CUDA build) is DA_ERR_CUDA before any loading */
+    if (!(sd->be = da_backend_new(bk, err))) {
+        da_status bst = err->code ? err->code : DA_ERR_NOMEM;
+        free(sd);
+        return bst;
+    }
+    snprintf(sd->backend_name, sizeof sd->backend_name, "%s", strcmp(bk, "auto") ? bk : sd->be->ops->name);
     da_status st = da_model_open(o->model, &sd->m, err);
     if (st) goto fail;
     const da_model_file *m = sd->m;
@@ -145,9 +147,9 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
         goto fail;
     }
     if ((st = da_tokenizer_load(tokp, &sd->tok, err))) goto fail;
-    if ((st = da_clip_text_load(m, DA_COMP_TEXT_ENCODER, &sd->text, err))) goto fail;
-    if ((st = da_unet_load(m, &sd->unet, err))) goto fail;
-    if ((st = da_vae_load(m, &sd->vae, err))) goto fail;
+    if ((st = da_clip_text_load_on(m, DA_COMP_TEXT_ENCODER, sd->be, &sd->text, err))) goto fail;
+    if ((st = da_unet_load_on(m, sd->be, &sd->unet, err))) goto fail;
+    if ((st = da_vae_load_on(m, sd->be, &sd->vae, err))) goto fail;
     sd->L = da_clip_text_cfg(sd->text)->max_positions;
     sd->D = da_clip_text_cfg(sd->text)->hidden_size;
     if (da_tokenizer_max_length(sd->tok) != sd->L) {
@@ -160,8 +162,7 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
                         m->path, da_unet_config_of(sd->unet)->cross_attention_dim, sd->D);
         goto fail;
     }
-    sd->be = da_backend_cpu_new();
-    if (!sd->be || !(sd->uctx = da_unet_ctx_new(sd->unet, sd->be))) {
+    if (!(sd->uctx = da_unet_ctx_new(sd->unet, sd->be))) {
         st = da_err_set(err, DA_ERR_NOMEM, "sd: cannot create the backend");
         goto fail;
     }
@@ -173,6 +174,7 @@ fail:
 }
 
 const da_model_config *da_sd_config(const da_sd *sd) { return &sd->m->cfg; }
+const char *da_sd_backend(const da_sd *sd) { return sd->backend_name; }
 
 /* One file: its SHA-256. Several (a diffusers folder): SHA-256 of the sha256sum-style lines
  * "<hex>  <component>\n" in the order unet, vae, text_encoder, so the value names the exact files. */

@@ -31,7 +31,7 @@ typedef struct da_sd da_sd; /* a loaded SD 1.x / InstructPix2Pix model (text enc
 typedef struct da_sd_options {
     const char *model;          /* single file, diffusers folder */
     const char *tokenizer;      /* vocab folder/file when the model has none (single files); NULL: the model's */
-    const char *backend;        /* "cpu" (default), "cuda", "auto" */
+    const char *backend;        /* da_backend_new's names: "cpu" (default), "cuda", "cuda:N", "auto", "guard" */
     int threads;                /* 0: OpenMP default */
     bool strict;                /* unexpected tensors are an error instead of a warning */
 } da_sd_options;
@@ -40,6 +40,8 @@ void da_sd_options_init(da_sd_options *o);
 da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err);
 void da_sd_close(da_sd *sd);
 const da_model_config *da_sd_config(const da_sd *sd); /* unet.in_channels == 8: InstructPix2Pix */
+/* The backend the model runs on ("cpu", "cuda", "cuda:1", "guard"; "auto" resolved), for manifests. */
+const char *da_sd_backend(const da_sd *sd);
 /* SHA-256 of the model's weight files (hex), computed once on first use; for manifests. */
 const char *da_sd_hash(da_sd *sd);
 

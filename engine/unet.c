@@ -161,6 +161,10 @@ static da_status check_config(const da_unet_config *c, da_error *err) {
 }
 
 da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
+    return da_unet_load_on(m, NULL, out, err);
+}
+
+da_status da_unet_load_on(const da_model_file *m, da_backend *be, da_unet **out, da_error *err) {
     *out = NULL;
     if (!da_model_has(m, DA_COMP_UNET))
         return da_err_set(err, DA_ERR_NOT_FOUND, "%s: the model has no UNet", m->path);
@@ -172,6 +176,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
     const da_unet_config *c = &u->cfg;
     da_binder *b = &u->b;
     da_binder_init(b, m, DA_COMP_UNET);
+    b->be = be;
     const int n = c->n_levels, lpb = c->layers_per_block;
     const int *hd = c->heads, *dp = c->transformer_depth;
     const int *boc = c->block_out_channels;
@@ -515,7 +520,8 @@ void da_unet_ctx_free(da_unet_ctx *c) {
 da_status da_unet_plan(da_unet_ctx *c, const da_unet_shape *s, da_error *err) {
     c->ready = false;
     da_status st = da_unet_check_shape(c->u, s, err);
-    if (st) return st;
+    if (st || (st = da_backend_check_weights(c->u->b.be, c->be, "unet", err))) return st;
+    da_arena_on_backend(&c->arena, c->be); /* activations in backend memory, before planning */
     da_backend_plan(c->be);
     da_arena_plan(&c->arena);
     unet_graph(c->u, c->be, &c->arena, s, NULL, NULL, NULL, NULL);

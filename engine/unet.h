@@ -35,6 +35,9 @@ typedef struct da_unet_shape {
 
 /* Bind the UNet of a model (single file, diffusers folder or unet component). */
 da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err);
+/* The same with every weight placed on `be` once (device copies for CUDA; NULL = da_unet_load). The
+ * UNet then runs only on contexts of that backend, which must outlive it. */
+da_status da_unet_load_on(const da_model_file *m, da_backend *be, da_unet **out, da_error *err);
 void da_unet_free(da_unet *u);
 const da_unet_config *da_unet_config_of(const da_unet *u);
 /* Bytes of weights kept in the file mapping and bytes copied (small vectors as f32). */

@@ -110,6 +110,10 @@ static void bind_mid(da_binder *b, vmid *m, const char *part, int ch) {
 }
 
 da_status da_vae_load(const da_model_file *m, da_vae **out, da_error *err) {
+    return da_vae_load_on(m, NULL, out, err);
+}
+
+da_status da_vae_load_on(const da_model_file *m, da_backend *be, da_vae **out, da_error *err) {
     *out = NULL;
     if (!da_model_has(m, DA_COMP_VAE))
         return da_err_set(err, DA_ERR_NOT_FOUND, "%s: the model has no VAE (%s)", m->path, da_model_kind_name(m->kind));
@@ -129,6 +133,7 @@ da_status da_vae_load(const da_model_file *m, da_vae **out, da_error *err) {
     }
     da_binder *b = &v->bind;
     da_binder_init(b, m, DA_COMP_VAE);
+    b->be = be;
     char nm[200];
 
     v->e_in = bind_conv(b, "encoder.conv_in");
@@ -420,11 +425,13 @@ static da_status two_pass(da_backend *be, da_arena *a, const job *j, da_error *e
                         : shape_ok(v, be, "encoder input 'sample'", j->B, v->cfg.in_channels, j->H, j->W,
                                    v->cfg.in_channels, da_vae_factor(v));
     if (!ok) return da_backend_take_error(be, err);
+    da_status st = da_backend_check_weights(v->bind.be, be, "vae", err);
+    if (st) return st;
+    da_arena_on_backend(a, be); /* activations in backend memory, before planning */
     da_backend_plan(be);
     da_arena_plan(a);
     job_run(be, a, j);
-    da_status st = da_backend_commit(be, err);
-    if (st) return st;
+    if ((st = da_backend_commit(be, err))) return st;
     if ((st = da_arena_commit(a, 0, err))) return st;
     job_run(be, a, j);
     if (be->st) return da_backend_take_error(be, err);

@@ -26,6 +26,9 @@ typedef struct da_vae da_vae;
 /* Bind the VAE of an opened model (single file, diffusers folder, vae/ folder or lone VAE file).
  * The model must outlive the da_vae (weights point into its mapping). */
 da_status da_vae_load(const da_model_file *m, da_vae **out, da_error *err);
+/* The same with every weight placed on `be` once (NULL = da_vae_load); the forwards then run only on
+ * that backend, which must outlive the da_vae. */
+da_status da_vae_load_on(const da_model_file *m, da_backend *be, da_vae **out, da_error *err);
 void da_vae_free(da_vae *v);
 const da_vae_config *da_vae_cfg(const da_vae *v);
 /* Spatial factor between image and latent (8 for kl-f8: 2^(levels-1)). */

@@ -22,7 +22,7 @@ static void usage(FILE *fp) {
     fprintf(fp,
             "usage: diffaug augment --recipe diffusemix|diffcoremix|sgid --model PATH --input DATASET --output OUT\n"
             "                       [--clip PATH] [--captions FILE] [--prompts LIST|FILE] [--fractals DIR]\n"
-            "                       [--seed S] [--batch N] [--shard I/N] [--threads N] [--backend cpu|cuda]\n"
+            "                       [--seed S] [--batch N] [--shard I/N] [--threads N] [--backend NAME]\n"
             "                       [recipe flags...]\n"
             "DATASET is an image folder (one sub-folder per class); OUT mirrors its classes and gets\n"
             "manifest.jsonl + summary.json (manifest-I-of-N.jsonl for --shard I/N). Re-running the same command\n"
@@ -35,7 +35,8 @@ static void usage(FILE *fp) {
             "  --batch N            images per generation call (default 1); outputs do not depend on it\n"
             "  --shard I/N          take work units u with u mod N == I (0-based)\n"
             "  --threads N          CPU threads (default: OpenMP's)\n"
-            "  --backend NAME       cpu (default) or cuda\n"
+            "  --backend NAME       cpu (default), cuda, cuda:N, auto or guard (recorded in the manifest and\n"
+            "                       summary.json); cuda without a GPU is an error, never a CPU run\n"
             "  --steps N            sampler steps (diffusemix 100, others 50)\n"
             "  --size PX            square generation size (diffusemix 256, others 512)\n"
             "  --sampler NAME       ddim euler euler_a dpmpp_2m (diffusemix euler_a, others ddim)\n"

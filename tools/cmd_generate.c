@@ -47,7 +47,8 @@ static void usage(FILE *fp) {
             "                         size rounded down to a multiple of 8)\n"
             "  --tokenizer DIR        vocab.json + merges.txt for a model file without tokenizer/\n"
             "  --threads N            CPU threads (default: OpenMP's)\n"
-            "  --backend cpu|cuda     compute backend (default cpu)\n"
+            "  --backend NAME         compute backend: cpu (default), cuda, cuda:N, auto (CUDA if a GPU\n"
+            "                         answers, else cpu), guard (tests); cuda without a GPU is an error\n"
             "  -q, --quiet            no progress line\n"
             "  --timings              print each step's seconds and the total (for benchmarks)\n"
             "exit: 0 done, 1 failed (model, image, I/O), 2 bad command line, 130 interrupted (nothing written)\n");

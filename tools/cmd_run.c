@@ -31,7 +31,7 @@ static const struct {
 
 static void usage(FILE *fp) {
     fprintf(fp, "usage: diffaug run --model PATH --component NAME --inputs IN.safetensors --output OUT.safetensors\n"
-                "                   [--backend cpu|cuda] [--threads N]\ncomponents:");
+                "                   [--backend cpu|cuda|cuda:N|auto|guard] [--threads N]\ncomponents:");
     for (size_t i = 0; components[i].name; i++) fprintf(fp, " %s", components[i].name);
     fprintf(fp, "\n");
 }
@@ -141,14 +141,6 @@ int cmd_run(int argc, char **argv) {
         usage(stderr);
         return CLI_USAGE;
     }
-    if (strcmp(backend, "cpu") != 0) {
-        da_error e;
-        da_err_set(&e, strcmp(backend, "cuda") ? DA_ERR_INVALID_ARG : DA_ERR_UNSUPPORTED,
-                   strcmp(backend, "cuda") ? "unknown backend '%s' (cpu, cuda)"
-                                           : "backend '%s': the CUDA network path is not part of this version",
-                   backend);
-        return cli_fail("run", &e);
-    }
     if (threads > 0) omp_set_num_threads((int)threads);
 
     da_error err;
@@ -159,14 +151,16 @@ int cmd_run(int argc, char **argv) {
     if (da_st_open(in, &inputs, &err)) goto done;
     ctx.inputs = inputs;
     ctx.outputs = da_st_writer_new();
-    ctx.be = da_backend_cpu_new();
-    if (!ctx.outputs || !ctx.be) {
+    if (!ctx.outputs) {
         da_err_set(&err, DA_ERR_NOMEM, "out of memory");
         goto done;
     }
+    /* "cuda" without a GPU or a CUDA build is an error naming the reason, never a CPU run */
+    if (!(ctx.be = da_backend_new(backend, &err))) goto done;
     if (fn(&ctx, component, &err)) goto done;
     if (da_st_writer_meta(ctx.outputs, "component", component, &err) ||
         da_st_writer_meta(ctx.outputs, "diffaug_version", DIFFAUG_VERSION, &err) ||
+        da_st_writer_meta(ctx.outputs, "backend", ctx.be->ops->name, &err) ||
         da_st_writer_write(ctx.outputs, out, &err))
         goto done;
     rc = CLI_OK;

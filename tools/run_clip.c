@@ -64,7 +64,7 @@ static da_status run_text(run_ctx *ctx, const char *component, da_error *err) {
     int32_t *ids = NULL;
     float *hid = NULL, *pool = NULL, *emb = NULL;
     da_arena a = {0};
-    da_status st = da_clip_text_load(ctx->model, sd ? DA_COMP_COUNT : DA_COMP_CLIP, &t, err);
+    da_status st = da_clip_text_load_on(ctx->model, sd ? DA_COMP_COUNT : DA_COMP_CLIP, ctx->be, &t, err);
     if (st) return st;
     const da_clip_text_config *c = da_clip_text_cfg(t);
     int64_t dims[2] = {-1, -1};
@@ -107,7 +107,7 @@ da_status run_clip_vision(run_ctx *ctx, const char *component, da_error *err) {
     da_clip_vision *v = NULL;
     float *px = NULL, *hid = NULL, *pool = NULL, *emb = NULL;
     da_arena a = {0};
-    da_status st = da_clip_vision_load(ctx->model, &v, err);
+    da_status st = da_clip_vision_load_on(ctx->model, ctx->be, &v, err);
     if (st) return st;
     const da_clip_vision_config *c = da_clip_vision_cfg(v);
     int64_t dims[4] = {-1, 3, c->image_size, c->image_size};

@@ -13,7 +13,7 @@ da_status run_unet(run_ctx *ctx, const char *component, da_error *err) {
     da_unet *u = NULL;
     da_unet_ctx *uc = NULL;
     float *x = NULL, *t = NULL, *tb = NULL, *e = NULL, *y = NULL;
-    da_status st = da_unet_load(ctx->model, &u, err);
+    da_status st = da_unet_load_on(ctx->model, ctx->be, &u, err);
     if (st) return st;
     const da_unet_config *c = da_unet_config_of(u);
     int64_t xd[4] = {-1, c->in_channels, -1, -1}, ed[3] = {-1, -1, c->cross_attention_dim};

@@ -15,7 +15,7 @@ da_status run_vae(run_ctx *ctx, const char *component, da_error *err) {
     da_vae *v = NULL;
     float *x = NULL, *o1 = NULL, *o2 = NULL;
     da_arena a = {0};
-    da_status st = da_vae_load(ctx->model, &v, err);
+    da_status st = da_vae_load_on(ctx->model, ctx->be, &v, err);
     if (st) return st;
     const da_vae_config *c = da_vae_cfg(v);
     int f = da_vae_factor(v), L = c->latent_channels;

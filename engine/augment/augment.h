@@ -58,7 +58,7 @@ typedef struct da_augment_opts {
     int batch;              /* items per generation call; default 1 */
     da_shard shard;         /* default 0/1 */
     int threads;            /* 0: OpenMP default */
-    const char *backend;    /* "cpu" (default), "cuda" */
+    const char *backend;    /* da_backend_new's names: "cpu" (default), "cuda", "cuda:N", "auto", "guard" */
     bool verify;            /* decode every input during the scan; default true */
     bool jpeg;              /* write JPEG (quality 95) instead of PNG; default false */
     bool intermediates;     /* also write generated/ (and DiffuseMix's concatenated/, fractal/) */

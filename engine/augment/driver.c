@@ -233,6 +233,7 @@ da_status da_aug_record(da_aug_ctx *c, da_manifest_rec *r, da_error *err) {
     r->n_models = c->n_models;
     r->deviations = c->dev;
     r->n_deviations = c->n_dev;
+    r->backend = c->sd ? da_sd_backend(c->sd) : NULL;
     da_status st = da_manifest_append(c->mw, r, err);
     if (st) return st;
     if (r->kept) c->kept++;
@@ -329,7 +330,10 @@ static da_status open_clip(da_aug_ctx *c, da_error *err) {
                           "--clip %s: not a CLIP model with both towers (a transformers CLIPModel folder, e.g. "
                           "openai/clip-vit-base-patch32), found a %s",
                           o->clip, da_model_kind_name(c->clip_m->kind));
-    if ((st = da_clip_vision_load(c->clip_m, &c->cv, err)) || (st = da_clip_text_load(c->clip_m, DA_COMP_CLIP, &c->ct, err))) {
+    /* the CLIP towers run on a backend of the same kind as the generation (its own instance) */
+    if (!(c->cbe = da_backend_new(o->backend ? o->backend : "cpu", err))) return err->code ? err->code : DA_ERR_NOMEM;
+    if ((st = da_clip_vision_load_on(c->clip_m, c->cbe, &c->cv, err)) ||
+        (st = da_clip_text_load_on(c->clip_m, DA_COMP_CLIP, c->cbe, &c->ct, err))) {
         da_err_prefix(err, "--clip %s", o->clip);
         return st;
     }
@@ -339,8 +343,6 @@ static da_status open_clip(da_aug_ctx *c, da_error *err) {
     if (!c->clip_m->tokenizer_dir)
         return da_err_set(err, DA_ERR_NOT_FOUND, "--clip %s: no tokenizer (vocab.json + merges.txt) in the folder", o->clip);
     if ((st = da_tokenizer_load(c->clip_m->tokenizer_dir, &c->ctok, err))) return st;
-    c->cbe = da_backend_cpu_new();
-    if (!c->cbe) return da_err_set(err, DA_ERR_NOMEM, "out of memory creating the CLIP backend");
     /* the hash of the CLIP weights: of the one file, or of the files' hashes in order */
     da_sha256 h;
     da_sha256_init(&h);
@@ -407,6 +409,7 @@ static da_status write_summary(da_aug_ctx *c, const char *manifest_path, const c
     s.skipped_resume = skipped;
     s.problems = problems;
     s.produced = c->kept + c->dropped; /* this run's records only: a resume must not claim the earlier work */
+    s.backend = c->sd ? da_sd_backend(c->sd) : NULL;
     if (!st) st = da_summary_write(summary_path, &s, da_recipe_name(c->o->recipe), wall, err);
     da_summary_free(&s);
     da_manifest_free(&m);
@@ -600,10 +603,10 @@ done:
     free(c->out_root);
     da_dataset_free(c->ds);
     da_arena_free(&c->carena);
-    if (c->cbe) da_backend_free(c->cbe);
     da_tokenizer_free(c->ctok);
     da_clip_text_free(c->ct);
     da_clip_vision_free(c->cv);
+    if (c->cbe) da_backend_free(c->cbe); /* after the towers whose weights it holds */
     if (c->clip_m) da_model_close(c->clip_m);
     if (c->sd) da_sd_close(c->sd);
     return st;

@@ -58,6 +58,7 @@ void da_manifest_format(const da_manifest_rec *r, da_buf *b) {
     }
     da_buf_printf(b, "}");
     put_str(b, "version", r->version ? r->version : DIFFAUG_VERSION);
+    if (r->backend) put_str(b, "backend", r->backend);
     da_buf_printf(b, ",\"deviations\":[");
     for (size_t i = 0; i < r->n_deviations; i++) {
         if (i) da_buf_append(b, ",", 1);
@@ -376,8 +377,14 @@ da_status da_summary_write(const char *path, const da_summary *s, const char *re
     da_buf_printf(&b,
                   ",\n  \"version\": \"%s\",\n  \"kept\": %" PRIu64 ",\n  \"dropped\": %" PRIu64
                   ",\n  \"skipped_resume\": %" PRIu64 ",\n  \"input_problems\": %" PRIu64
-                  ",\n  \"wall_s\": %.3f,\n  \"produced\": %" PRIu64 ",\n  \"images_per_s\": %.4f,\n  \"classes\": {",
-                  DIFFAUG_VERSION, s->kept, s->dropped, s->skipped_resume, s->problems, wall_s, s->produced, rate);
+                  ",\n  \"wall_s\": %.3f,\n  \"produced\": %" PRIu64 ",\n  \"images_per_s\": %.4f,%s",
+                  DIFFAUG_VERSION, s->kept, s->dropped, s->skipped_resume, s->problems, wall_s, s->produced, rate,
+                  s->backend ? "" : "\n  \"classes\": {");
+    if (s->backend) {
+        da_buf_printf(&b, "\n  \"backend\": ");
+        da_buf_json_string(&b, s->backend);
+        da_buf_printf(&b, ",\n  \"classes\": {");
+    }
     for (size_t i = 0; i < s->n; i++) {
         da_buf_printf(&b, "%s\n    ", i ? "," : "");
         da_buf_json_string(&b, c[i].name);

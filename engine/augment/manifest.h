@@ -42,6 +42,7 @@ typedef struct da_manifest_rec {
     const da_model_hash *models;
     size_t n_models;
     const char *version;      /* NULL: DIFFAUG_VERSION */
+    const char *backend;      /* compute backend of the generation ("cpu", "cuda", ...); NULL: not written */
     const char *const *deviations; /* labelled deviations from the paper/code, e.g. "sd15-instead-of-sdxl" */
     size_t n_deviations;
     const char *notes;        /* free text */
@@ -114,6 +115,7 @@ typedef struct da_summary {
     /* records made during the timed run (the numerator of images_per_s): a resumed run counts only
      * its own work; a summary of a whole manifest (da_summary_from_manifest) counts every record */
     uint64_t produced;
+    const char *backend; /* compute backend of the run; NULL: not written */
 } da_summary;
 
 /* Count one record of class name (adds the class on first sight). */

@@ -1,0 +1,300 @@
+/* test_backend_guard.c - the networks and the pipeline as they would run on a device-memory backend,
+ * proven without a GPU.
+ *
+ * The "guard" backend (engine/backend_guard.c) computes with the CPU kernels but keeps all of its
+ * memory (activation arenas, scratch, adopted weights) PROT_NONE outside its own ops, and refuses op
+ * arguments that are not its memory. So a network that runs on "guard" at all touches activations
+ * and weights only through da_op_* (as CUDA needs: every host <-> backend transfer is an
+ * upload / download), binds every weight through its backend, and passes no host pointer to an op.
+ * Because the arithmetic is the CPU's, the outputs must be bit-identical to the "cpu" backend's:
+ * compared with memcmp, no tolerance. The first cases check that the guard really faults and
+ * refuses (a guard that caught nothing would make the parity cases worthless).
+ *
+ * Models: tiny-sd15 / tiny-ip2p / tiny-clip-vit-b32 written by da_mkmodel (f32, and the UNet once in
+ * f16 and bf16 so that 16-bit weights are adopted and read through the backend too).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "backend.h"
+#include "modelfile.h"
+#include "netcheck.h"
+#include "testutil.h"
+#include "unet.h"
+#include "util.h"
+
+static char *g_dir, *g_sd, *g_ip2p, *g_clip, *g_sd16, *g_sdbf;
+
+static void make_models(void) {
+    da_error err;
+    g_dir = da_test_tmpdir("guard");
+    g_sd = nc_make_model(g_dir, "sd", "tiny-sd15", DA_F32, 31, &err);
+    if (!g_sd) fprintf(stderr, "# mkmodel tiny-sd15: %s\n", err.msg);
+    g_ip2p = nc_make_model(g_dir, "ip2p", "tiny-ip2p", DA_F32, 32, &err);
+    if (!g_ip2p) fprintf(stderr, "# mkmodel tiny-ip2p: %s\n", err.msg);
+    g_clip = nc_make_model(g_dir, "clip", "tiny-clip-vit-b32", DA_F32, 33, &err);
+    if (!g_clip) fprintf(stderr, "# mkmodel tiny-clip: %s\n", err.msg);
+    g_sd16 = nc_make_model(g_dir, "sd16", "tiny-sd15", DA_F16, 34, &err);
+    g_sdbf = nc_make_model(g_dir, "sdbf", "tiny-sd15", DA_BF16, 35, &err);
+}
+
+static void remove_models(void) {
+    da_rmtree(g_dir);
+    free(g_dir), free(g_sd), free(g_ip2p), free(g_clip), free(g_sd16), free(g_sdbf);
+}
+
+/* Every output of `guard` must equal the same output of `cpu` bit for bit. */
+static void assert_identical(const char *what, const nc_out *cpu, const nc_out *guard) {
+    ck_assert_int_eq(cpu->count, guard->count);
+    for (int i = 0; i < cpu->count; i++) {
+        ck_assert_uint_eq(cpu->n[i], guard->n[i]);
+        size_t first = cpu->n[i];
+        for (size_t k = 0; k < cpu->n[i]; k++)
+            if (memcmp(&cpu->v[i][k], &guard->v[i][k], sizeof(float))) {
+                first = k;
+                break;
+            }
+        ck_assert_msg(first == cpu->n[i], "%s %s: guard differs from cpu at element %zu of %zu (%.9g vs %.9g)", what,
+                      cpu->name[i], first, cpu->n[i], (double)guard->v[i][first], (double)cpu->v[i][first]);
+        /* and not trivially: something non-zero came out */
+        double s = 0;
+        for (size_t k = 0; k < cpu->n[i]; k++) s += cpu->v[i][k] * (double)cpu->v[i][k];
+        ck_assert_msg(s > 0, "%s %s: all zeros", what, cpu->name[i]);
+    }
+}
+
+/* ---- the guard itself ------------------------------------------------------------------------------ */
+
+static da_backend *guard_with_arena(da_arena *a, size_t floats, float **buf) {
+    da_error err;
+    da_backend *be = da_backend_new("guard", &err);
+    ck_assert_msg(be != NULL, "guard: %s", err.msg);
+    ck_assert_str_eq(be->ops->name, "guard");
+    da_arena_on_backend(a, be);
+    da_arena_plan(a);
+    da_arena_floats(a, floats);
+    ck_assert_int_eq(da_arena_commit(a, 0, &err), DA_OK);
+    *buf = da_arena_floats(a, floats);
+    ck_assert_ptr_nonnull(*buf);
+    return be;
+}
+
+/* Reading an activation from the host outside an op faults (the test expects SIGSEGV). */
+START_TEST(test_guard_host_read_faults) {
+    da_arena a = {0};
+    float *x;
+    da_backend *be = guard_with_arena(&a, 256, &x);
+    float h[256];
+    for (int i = 0; i < 256; i++) h[i] = (float)i;
+    da_op_upload(be, x, h, 256); /* through the backend: fine */
+    da_op_download(be, h, x, 256);
+    ck_assert(be->st == DA_OK && h[255] == 255.0f);
+    volatile float v = x[3]; /* direct host read: must fault here */
+    (void)v;
+    ck_abort_msg("reading backend memory from the host did not fault");
+}
+END_TEST
+
+START_TEST(test_guard_host_write_faults) {
+    da_arena a = {0};
+    float *x;
+    da_backend *be = guard_with_arena(&a, 64, &x);
+    (void)be;
+    x[0] = 1.0f; /* e.g. a network writing a timestep straight into the arena */
+    ck_abort_msg("writing backend memory from the host did not fault");
+}
+END_TEST
+
+/* Ops refuse host pointers where backend memory is expected, and backend memory where host memory is. */
+START_TEST(test_guard_refuses_wrong_memory) {
+    da_arena a = {0};
+    float *x;
+    da_error err;
+    da_backend *be = guard_with_arena(&a, 128, &x);
+    float h[128] = {0};
+    da_op_add(be, x, x, h, 128); /* h is host memory */
+    ck_assert_int_eq(da_backend_take_error(be, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "add") && strstr(err.msg, "'b'") && strstr(err.msg, "not backend memory"), "%s",
+                  err.msg);
+    da_op_upload(be, x, x + 64, 64); /* the host side of an upload is backend memory */
+    ck_assert_int_eq(da_backend_take_error(be, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "upload") && strstr(err.msg, "host"), "%s", err.msg);
+    da_op_download(be, h, h + 64, 64); /* the source of a download is host memory */
+    ck_assert_int_eq(da_backend_take_error(be, &err), DA_ERR_INVALID_ARG);
+    da_op_scale(be, x, x, 2.0f, 1.0f, 128); /* and a correct op still works afterwards */
+    ck_assert_int_eq(be->st, DA_OK);
+    da_arena_free(&a);
+    da_backend_free(be);
+}
+END_TEST
+
+/* Weights bound without the backend (host views) cannot be used by a guard forward: a clear error,
+ * never a fault; weights bound on one backend cannot be used by another. */
+START_TEST(test_guard_weights_must_be_adopted) {
+    ck_assert_ptr_nonnull(g_sd);
+    da_error err;
+    da_model_file *m;
+    ck_assert_int_eq(da_model_open(g_sd, &m, &err), DA_OK);
+    da_unet *u;
+    ck_assert_int_eq(da_unet_load(m, &u, &err), DA_OK);
+    da_backend *g = da_backend_new("guard", &err), *g2 = da_backend_new("guard", &err);
+    da_unet_ctx *c = da_unet_ctx_new(u, g);
+    da_unet_shape s = {1, 4, 8, 8, 77, da_unet_config_of(u)->cross_attention_dim};
+    ck_assert_int_eq(da_unet_plan(c, &s, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "host memory") && strstr(err.msg, "guard"), "%s", err.msg);
+    da_unet_ctx_free(c);
+    da_unet_free(u);
+    ck_assert_int_eq(da_unet_load_on(m, g, &u, &err), DA_OK);
+    c = da_unet_ctx_new(u, g2);
+    ck_assert_int_eq(da_unet_plan(c, &s, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "different"), "%s", err.msg);
+    da_unet_ctx_free(c);
+    c = da_unet_ctx_new(u, g);
+    ck_assert_int_eq(da_unet_plan(c, &s, &err), DA_OK);
+    da_unet_ctx_free(c);
+    da_unet_free(u);
+    da_backend_free(g2);
+    da_backend_free(g);
+    da_model_close(m);
+}
+END_TEST
+
+START_TEST(test_backend_names) {
+    da_error err;
+    da_backend *be = da_backend_new("guard", &err);
+    ck_assert_ptr_nonnull(be);
+    da_backend_free(be);
+    ck_assert_ptr_null(da_backend_new("gaurd", &err));
+    ck_assert_int_eq(err.code, DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "guard"), "the message lists the names: %s", err.msg);
+}
+END_TEST
+
+/* ---- parity: guard == cpu, bit for bit ------------------------------------------------------------- */
+
+START_TEST(test_unet_parity) {
+    const char *models[3] = {g_sd, g_sd16, g_sdbf};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(models[i]);
+        nc_out c, g;
+        da_error e;
+        ck_assert_msg(nc_unet(models[i], "cpu", 2, 8, 8, &c, &e) == DA_OK, "cpu: %s", e.msg);
+        ck_assert_msg(nc_unet(models[i], "guard", 2, 8, 8, &g, &e) == DA_OK, "guard: %s", e.msg);
+        assert_identical(i == 0 ? "unet f32" : i == 1 ? "unet f16" : "unet bf16", &c, &g);
+        nc_out_free(&c), nc_out_free(&g);
+    }
+    /* InstructPix2Pix: 8 input channels */
+    nc_out c, g;
+    da_error e;
+    ck_assert_msg(nc_unet(g_ip2p, "cpu", 3, 8, 16, &c, &e) == DA_OK, "cpu: %s", e.msg);
+    ck_assert_msg(nc_unet(g_ip2p, "guard", 3, 8, 16, &g, &e) == DA_OK, "guard: %s", e.msg);
+    assert_identical("ip2p unet", &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+}
+END_TEST
+
+START_TEST(test_vae_parity) {
+    ck_assert_ptr_nonnull(g_sd);
+    nc_out c, g;
+    da_error e;
+    ck_assert_msg(nc_vae(g_sd, "cpu", &c, &e) == DA_OK, "cpu: %s", e.msg);
+    ck_assert_msg(nc_vae(g_sd, "guard", &g, &e) == DA_OK, "guard: %s", e.msg);
+    assert_identical("vae", &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+}
+END_TEST
+
+START_TEST(test_clip_parity) {
+    ck_assert_ptr_nonnull(g_clip);
+    nc_out c, g;
+    da_error e;
+    ck_assert_msg(nc_clip_text(g_clip, "cpu", &c, &e) == DA_OK, "cpu: %s", e.msg);
+    ck_assert_msg(nc_clip_text(g_clip, "guard", &g, &e) == DA_OK, "guard: %s", e.msg);
+    assert_identical("clip text", &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+    ck_assert_msg(nc_clip_vision(g_clip, "cpu", &c, &e) == DA_OK, "cpu: %s", e.msg);
+    ck_assert_msg(nc_clip_vision(g_clip, "guard", &g, &e) == DA_OK, "guard: %s", e.msg);
+    assert_identical("clip vision", &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+}
+END_TEST
+
+static void generate_parity(const char *model, da_gen_mode mode, da_sampler_kind sampler, const char *what) {
+    ck_assert_ptr_nonnull(model);
+    nc_out c, g;
+    da_error e;
+    ck_assert_msg(nc_generate(model, "cpu", mode, sampler, 3, &c, &e) == DA_OK, "cpu %s: %s", what, e.msg);
+    ck_assert_msg(nc_generate(model, "guard", mode, sampler, 3, &g, &e) == DA_OK, "guard %s: %s", what, e.msg);
+    assert_identical(what, &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+}
+
+START_TEST(test_generate_txt2img_parity) { generate_parity(g_sd, DA_GEN_TXT2IMG, DA_SAMPLER_EULER_A, "txt2img"); }
+END_TEST
+START_TEST(test_generate_img2img_parity) { generate_parity(g_sd, DA_GEN_IMG2IMG, DA_SAMPLER_DPMPP_2M, "img2img"); }
+END_TEST
+START_TEST(test_generate_edit_parity) { generate_parity(g_ip2p, DA_GEN_EDIT, DA_SAMPLER_DDIM, "edit"); }
+END_TEST
+
+/* The pipeline refuses unknown backends and, here, CUDA without a GPU, before loading anything. */
+START_TEST(test_sd_open_backend_errors) {
+    ck_assert_ptr_nonnull(g_sd);
+    da_sd_options o;
+    da_sd_options_init(&o);
+    o.model = g_sd;
+    da_sd *sd = NULL;
+    da_error err;
+    o.backend = "tpu";
+    ck_assert_int_eq(da_sd_open(&o, &sd, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "tpu"), "%s", err.msg);
+    da_backend *probe = da_backend_new("cuda", &err);
+    o.backend = "cuda";
+    if (probe) { /* a GPU machine: CUDA is served, by CUDA */
+        da_backend_free(probe);
+        ck_assert_int_eq(da_sd_open(&o, &sd, &err), DA_OK);
+        ck_assert_str_eq(da_sd_backend(sd), "cuda");
+        da_sd_close(sd);
+    } else {
+        char why[sizeof err.msg];
+        snprintf(why, sizeof why, "%s", err.msg);
+        ck_assert_int_eq(da_sd_open(&o, &sd, &err), DA_ERR_CUDA);
+        ck_assert_ptr_null(sd);
+        ck_assert_msg(strstr(err.msg, why) != NULL, "the reason is passed on: '%s' vs '%s'", err.msg, why);
+    }
+    o.backend = "auto";
+    ck_assert_int_eq(da_sd_open(&o, &sd, &err), DA_OK);
+    ck_assert_msg(!strcmp(da_sd_backend(sd), "cpu") || !strcmp(da_sd_backend(sd), "cuda"), "%s", da_sd_backend(sd));
+    da_sd_close(sd);
+    o.backend = "guard";
+    ck_assert_int_eq(da_sd_open(&o, &sd, &err), DA_OK);
+    ck_assert_str_eq(da_sd_backend(sd), "guard");
+    da_sd_close(sd);
+}
+END_TEST
+
+static Suite *guard_suite(void) {
+    Suite *s = suite_create("backend_guard");
+    TCase *tf = da_tcase("guard", "fast", 60);
+    tcase_add_test_raise_signal(tf, test_guard_host_read_faults, SIGSEGV);
+    tcase_add_test_raise_signal(tf, test_guard_host_write_faults, SIGSEGV);
+    tcase_add_test(tf, test_guard_refuses_wrong_memory);
+    tcase_add_test(tf, test_backend_names);
+    suite_add_tcase(s, tf);
+    TCase *tm = da_tcase("guard-networks", "model", 600);
+    tcase_add_unchecked_fixture(tm, make_models, remove_models);
+    tcase_add_test(tm, test_guard_weights_must_be_adopted);
+    tcase_add_test(tm, test_unet_parity);
+    tcase_add_test(tm, test_vae_parity);
+    tcase_add_test(tm, test_clip_parity);
+    tcase_add_test(tm, test_generate_txt2img_parity);
+    tcase_add_test(tm, test_generate_img2img_parity);
+    tcase_add_test(tm, test_generate_edit_parity);
+    tcase_add_test(tm, test_sd_open_backend_errors);
+    suite_add_tcase(s, tm);
+    return s;
+}
+
+DA_TEST_MAIN(guard_suite)
