@@ -5,7 +5,7 @@
 #   make test-slow       the slow-tagged suites (full-size models)
 #   make test-gpu        the GPU suite; fails loudly when there is no GPU (DIFFAUG_REQUIRE_GPU=1)
 #   make test-gpu-sanitize  the GPU suite under compute-sanitizer memcheck, then racecheck
-#   make bench-gpu       CUDA kernel benchmarks on SD 1.5 shapes (refuses to run without a GPU)
+#   make bench-gpu       CUDA kernel benchmarks on SD 1.5 shapes, then the full UNet step (refuses without a GPU)
 #   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
 #   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
 #   make bench           CPU kernel benchmarks beside OpenBLAS
@@ -243,14 +243,22 @@ bench: deps deps-bench
 
 # ---- GPU benchmarks (CUDA builds only; bench/gpu stays out of `make bench`'s CPU table) --------
 BENCH_GPU := $(BUILD)/bench/bench_gpu
+BENCH_GPU_UNET := $(BUILD)/bench/bench_unet_gpu
 $(BENCH_GPU): bench/gpu/bench_gpu.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+$(BENCH_GPU_UNET): bench/gpu/bench_unet_gpu.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# per-op kernels first, then the full SD 1.5 UNet step (batch 2 and 16, f16 and bf16; writes two
+# 1.7 GB random-weight models to DIFFAUG_BENCH_DIR, default /tmp)
 bench-gpu:
 ifeq ($(HAVE_CUDA),1)
-	@$(MAKE) --no-print-directory $(BENCH_GPU)
+	@$(MAKE) --no-print-directory $(BENCH_GPU) $(BENCH_GPU_UNET)
 	@$(BENCH_GPU)
+	@echo
+	@$(BENCH_GPU_UNET)
 else
 	@echo "bench-gpu: this build has no CUDA backend (nvcc not found, or NO_CUDA=1)"; exit 1
 endif
@@ -258,7 +266,7 @@ endif
 # ---- CUDA compile check (CI) -------------------------------------------------------------------
 cuda-check:
 ifeq ($(HAVE_CUDA),1)
-	@$(MAKE) --no-print-directory $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) $(BUILD)/obj/engine/backend_cuda.o $(BENCH_GPU) $(BUILD)/tests/test_gpu && echo "cuda: every .cu file compiled for sm_$(CUDA_ARCH); backend_cuda.c, bench_gpu and test_gpu built and linked"
+	@$(MAKE) --no-print-directory $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) $(BUILD)/obj/engine/backend_cuda.o $(BENCH_GPU) $(BENCH_GPU_UNET) $(BUILD)/tests/test_gpu && echo "cuda: every .cu file compiled for sm_$(CUDA_ARCH); backend_cuda.c, bench_gpu, bench_unet_gpu and test_gpu built and linked"
 else
 	@echo "cuda: nvcc not found (or NO_CUDA=1); CUDA compile check skipped"
 endif

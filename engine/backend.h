@@ -102,6 +102,9 @@ da_backend *da_backend_cpu_new(void);
 /* The CUDA backend on GPU `device` (defined only in a CUDA build; use da_backend_new elsewhere).
  * NULL and a DA_ERR_CUDA error naming the failing call when there is no usable GPU. */
 da_backend *da_backend_cuda_new(int device, da_error *err);
+/* CUDA build only: the backend's dcu_ctx (kernels/cuda/dcuda.h), for benchmarks that record CUDA
+ * events on its stream. */
+struct dcu_ctx *da_backend_cuda_ctx(da_backend *be);
 /* The guard backend (backend_guard.c): the CPU kernels behind a device backend's memory discipline.
  * Its memory (arena blocks, scratch, adopted weights) is mapped PROT_NONE except while one of its ops
  * runs, so host code touching an activation or weight outside da_op_* faults; ops refuse buffers that

@@ -218,6 +218,8 @@ static const da_backend_ops cuda_ops = {
     .destroy = cuda_destroy,
 };
 
+struct dcu_ctx *da_backend_cuda_ctx(da_backend *be) { return be && be->ops == &cuda_ops ? cx(be) : NULL; }
+
 da_backend *da_backend_cuda_new(int device, da_error *err) {
     char msg[512] = "";
     dcu_ctx *ctx;

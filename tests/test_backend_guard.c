@@ -13,6 +13,7 @@
  * Models: tiny-sd15 / tiny-ip2p / tiny-clip-vit-b32 written by da_mkmodel (f32, and the UNet once in
  * f16 and bf16 so that 16-bit weights are adopted and read through the backend too).
  */
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "backend.h"
 #include "modelfile.h"
 #include "netcheck.h"
+#include "safetensors.h"
 #include "testutil.h"
 #include "unet.h"
 #include "util.h"
@@ -40,6 +42,10 @@ static void make_models(void) {
     g_sd16 = nc_make_model(g_dir, "sd16", "tiny-sd15", DA_F16, 34, &err);
     g_sdbf = nc_make_model(g_dir, "sdbf", "tiny-sd15", DA_BF16, 35, &err);
 }
+
+/* One thread: the guard makes two mprotect calls per op, and on a loaded machine waking OpenMP
+ * workers after each one costs a scheduler slice; parity holds at any fixed thread count. */
+static void one_thread(void) { omp_set_num_threads(1); }
 
 static void remove_models(void) {
     da_rmtree(g_dir);
@@ -275,6 +281,117 @@ START_TEST(test_sd_open_backend_errors) {
 }
 END_TEST
 
+/* The CLI: --backend on run, generate and augment. cuda without a GPU exits 1 with the reason and
+ * writes nothing; guard gives the bytes cpu gives; the backend is recorded in the outputs. */
+static bool have_gpu(void) {
+    da_error err;
+    da_backend *be = da_backend_new("cuda", &err);
+    da_backend_free(be);
+    return be != NULL;
+}
+
+static int file_exists(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+START_TEST(test_cli_backend) {
+    ck_assert_ptr_nonnull(g_sd);
+    ck_assert_ptr_nonnull(g_ip2p);
+    const char *cli = da_test_cli();
+    char *dir = da_test_tmpdir("guard-cli"), *out = NULL;
+    const bool gpu = have_gpu();
+    /* diffaug run: inputs for the UNet */
+    {
+        float x[1 * 4 * 8 * 8], ctx[77 * 32], t = 10.0f;
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 37) % 17) / 17.0f - 0.5f;
+        for (size_t i = 0; i < sizeof ctx / sizeof ctx[0]; i++) ctx[i] = (float)((i * 11) % 13) / 13.0f - 0.5f;
+        da_model_file *m;
+        da_error err;
+        ck_assert_int_eq(da_model_open(g_sd, &m, &err), DA_OK);
+        int64_t D = m->cfg.unet.cross_attention_dim;
+        da_model_close(m);
+        ck_assert_int_le(D, 32);
+        int64_t xs[4] = {1, 4, 8, 8}, cs[3] = {1, 77, D}, ts[1] = {1};
+        da_st_writer *w = da_st_writer_new();
+        char *in = da_path_join(dir, "in.safetensors");
+        ck_assert_int_eq(da_st_writer_add(w, "sample", DA_F32, 4, xs, x, sizeof x, true, &err), DA_OK);
+        ck_assert_int_eq(da_st_writer_add(w, "encoder_hidden_states", DA_F32, 3, cs, ctx, 77 * D * sizeof(float), true, &err), DA_OK);
+        ck_assert_int_eq(da_st_writer_add(w, "timestep", DA_F32, 1, ts, &t, sizeof t, true, &err), DA_OK);
+        ck_assert_int_eq(da_st_writer_write(w, in, &err), DA_OK);
+        da_st_writer_free(w);
+        int rc = da_test_sh(&out, "OMP_NUM_THREADS=1 %s run --model %s --component unet --inputs %s -o %s/cuda.st --backend cuda 2>&1", cli,
+                            g_sd, in, dir);
+        if (!gpu) {
+            ck_assert_msg(rc == 1 && strstr(out, "cuda") && strstr(out, "CUDA"), "run --backend cuda: rc %d: %s", rc, out);
+            char *p = da_path_join(dir, "cuda.st");
+            ck_assert_msg(!file_exists(p), "run --backend cuda wrote an output without a GPU");
+            free(p);
+        }
+        free(out), out = NULL;
+        ck_assert_int_eq(da_test_sh(NULL, "OMP_NUM_THREADS=1 %s run --model %s --component unet --inputs %s -o %s/cpu.st", cli, g_sd, in, dir), 0);
+        ck_assert_int_eq(da_test_sh(NULL, "OMP_NUM_THREADS=1 %s run --model %s --component unet --inputs %s -o %s/guard.st --backend guard",
+                                    cli, g_sd, in, dir), 0);
+        da_st_file *a, *b;
+        char *pa = da_path_join(dir, "cpu.st"), *pb = da_path_join(dir, "guard.st");
+        ck_assert_int_eq(da_st_open(pa, &a, &err), DA_OK);
+        ck_assert_int_eq(da_st_open(pb, &b, &err), DA_OK);
+        const da_st_tensor *ya = da_st_find(a, "sample");
+        ck_assert_ptr_nonnull(ya);
+        const da_st_tensor *yb = da_st_find(b, ya->name);
+        ck_assert_ptr_nonnull(yb);
+        ck_assert_uint_eq(ya->nbytes, yb->nbytes);
+        ck_assert_msg(!memcmp(ya->data, yb->data, ya->nbytes), "run --backend guard differs from cpu");
+        ck_assert_str_eq(da_st_meta(a, "backend"), "cpu");
+        ck_assert_str_eq(da_st_meta(b, "backend"), "guard");
+        da_st_close(a), da_st_close(b);
+        free(pa), free(pb), free(in);
+    }
+    /* diffaug generate */
+    {
+        int rc = da_test_sh(&out, "%s generate --model %s --prompt fox --steps 2 --width 64 --height 64 -q -o %s/g.png "
+                                  "--backend cuda 2>&1", cli, g_sd, dir);
+        if (!gpu) {
+            ck_assert_msg(rc == 1 && strstr(out, "CUDA"), "generate --backend cuda: rc %d: %s", rc, out);
+            char *p = da_path_join(dir, "g.png");
+            ck_assert_msg(!file_exists(p), "generate --backend cuda wrote an image without a GPU");
+            free(p);
+        }
+        free(out), out = NULL;
+        rc = da_test_sh(&out, "%s generate --model %s --prompt fox --steps 2 --width 64 --height 64 -q -o %s/g.png "
+                              "--backend tpu 2>&1", cli, g_sd, dir);
+        ck_assert_msg(rc == 1 && strstr(out, "unknown backend 'tpu'"), "rc %d: %s", rc, out);
+        free(out), out = NULL;
+        ck_assert_int_eq(da_test_sh(NULL, "OMP_NUM_THREADS=1 %s generate --model %s --prompt fox --steps 2 --width 64 --height 64 -q "
+                                          "-o %s/c.png --backend cpu", cli, g_sd, dir), 0);
+        ck_assert_int_eq(da_test_sh(NULL, "OMP_NUM_THREADS=1 %s generate --model %s --prompt fox --steps 2 --width 64 --height 64 -q "
+                                          "-o %s/gd.png --backend guard", cli, g_sd, dir), 0);
+        ck_assert_int_eq(da_test_sh(NULL, "cmp -s %s/c.png %s/gd.png", dir, dir), 0);
+    }
+    /* diffaug augment: DiffuseMix on a two-image dataset */
+    {
+        ck_assert_int_eq(da_test_sh(NULL, "%s mkdataset --classes 2 --per-class 1 --size 64 --seed 3 -o %s/ds >/dev/null",
+                                    cli, dir), 0);
+        int rc = da_test_sh(&out, "%s augment -q --recipe diffusemix --model %s --input %s/ds --output %s/aug-cuda "
+                                  "--prompts snowy --size 64 --steps 2 --backend cuda 2>&1", cli, g_ip2p, dir, dir);
+        if (!gpu) {
+            ck_assert_msg(rc == 1 && strstr(out, "CUDA"), "augment --backend cuda: rc %d: %s", rc, out);
+            char *p = da_path_join(dir, "aug-cuda/manifest.jsonl");
+            ck_assert_msg(!file_exists(p), "augment --backend cuda started without a GPU");
+            free(p);
+        }
+        free(out), out = NULL;
+        ck_assert_int_eq(da_test_sh(NULL, "OMP_NUM_THREADS=1 %s augment -q --recipe diffusemix --model %s --input %s/ds --output %s/aug "
+                                          "--prompts snowy --size 64 --steps 2 --backend guard", cli, g_ip2p, dir, dir), 0);
+        ck_assert_int_eq(da_test_sh(NULL, "grep -q '\"backend\":\"guard\"' %s/aug/manifest.jsonl", dir), 0);
+        ck_assert_int_eq(da_test_sh(NULL, "grep -q '\"backend\": \"guard\"' %s/aug/summary.json", dir), 0);
+    }
+    da_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *guard_suite(void) {
     Suite *s = suite_create("backend_guard");
     TCase *tf = da_tcase("guard", "fast", 60);
@@ -285,6 +402,7 @@ static Suite *guard_suite(void) {
     suite_add_tcase(s, tf);
     TCase *tm = da_tcase("guard-networks", "model", 600);
     tcase_add_unchecked_fixture(tm, make_models, remove_models);
+    tcase_add_checked_fixture(tm, one_thread, NULL);
     tcase_add_test(tm, test_guard_weights_must_be_adopted);
     tcase_add_test(tm, test_unet_parity);
     tcase_add_test(tm, test_vae_parity);
@@ -293,6 +411,7 @@ static Suite *guard_suite(void) {
     tcase_add_test(tm, test_generate_img2img_parity);
     tcase_add_test(tm, test_generate_edit_parity);
     tcase_add_test(tm, test_sd_open_backend_errors);
+    tcase_add_test(tm, test_cli_backend);
     suite_add_tcase(s, tm);
     return s;
 }
