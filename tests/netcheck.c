@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "clip.h"
 #include "image.h"
+#include "kcommon.h"
 #include "mkmodel.h"
 #include "modelfile.h"
 #include "testutil.h"
@@ -68,13 +69,64 @@ char *nc_make_model(const char *dir, const char *name, const char *preset, da_dt
     return path;
 }
 
+/* ---- "cpu-tc": the CPU with tensor-core input rounding ------------------------------------------ */
+
+static const da_backend_ops *g_cpu_ops;
+static da_backend_ops g_tc_ops;
+
+static float *rounded_copy(const float *x, size_t n, dk_wtype t) {
+    float *r = malloc((n ? n : 1) * sizeof *r);
+    if (!r) return NULL;
+    for (size_t i = 0; i < n; i++)
+        r[i] = t == DK_F16 ? dk_f16_to_f32(dk_f32_to_f16(x[i])) : dk_bf16_to_f32(dk_f32_to_bf16(x[i]));
+    return r;
+}
+
+static da_status tc_linear(da_backend *be, int M, int N, int K, const float *x, const da_w *w, const float *bias,
+                           float *y) {
+    if (w->t == DK_F32) return g_cpu_ops->linear(be, M, N, K, x, w, bias, y);
+    float *r = rounded_copy(x, (size_t)M * K, w->t);
+    if (!r) return da_backend_fail(be, DA_ERR_NOMEM, "cpu-tc linear: out of memory");
+    da_status st = g_cpu_ops->linear(be, M, N, K, r, w, bias, y);
+    free(r);
+    return st;
+}
+
+static da_status tc_conv2d(da_backend *be, const dk_conv2d *s, const float *x, const da_w *w, const float *bias,
+                           float *y) {
+    if (w->t == DK_F32) return g_cpu_ops->conv2d(be, s, x, w, bias, y);
+    float *r = rounded_copy(x, (size_t)s->N * s->C * s->H * s->W, w->t);
+    if (!r) return da_backend_fail(be, DA_ERR_NOMEM, "cpu-tc conv2d: out of memory");
+    da_status st = g_cpu_ops->conv2d(be, s, r, w, bias, y);
+    free(r);
+    return st;
+}
+
+da_backend *nc_backend_new(const char *name, da_error *err) {
+    if (strcmp(name, "cpu-tc")) return da_backend_new(name, err);
+    da_backend *be = da_backend_cpu_new();
+    if (!be) {
+        da_err_set(err, DA_ERR_NOMEM, "cpu-tc: out of memory");
+        return NULL;
+    }
+    if (!g_cpu_ops) {
+        g_cpu_ops = be->ops;
+        g_tc_ops = *be->ops;
+        g_tc_ops.name = "cpu-tc";
+        g_tc_ops.linear = tc_linear;
+        g_tc_ops.conv2d = tc_conv2d;
+    }
+    be->ops = &g_tc_ops; /* no destroy: da_backend_free frees it as a CPU backend */
+    return be;
+}
+
 /* The model and the backend every runner starts from. */
 static da_status open_both(const char *model, const char *backend, da_model_file **m, da_backend **be, da_error *err) {
     *m = NULL;
     *be = NULL;
     da_status st = da_model_open(model, m, err);
     if (st) return st;
-    if (!(*be = da_backend_new(backend, err))) {
+    if (!(*be = nc_backend_new(backend, err))) {
         da_model_close(*m);
         *m = NULL;
         return err->code ? err->code : DA_ERR_NOMEM;

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "backend.h"
 #include "diffaug.h"
 #include "pipeline.h"
 #include "safetensors.h"
@@ -24,6 +25,13 @@ typedef struct nc_out {
     size_t n[NC_MAX_OUT];
 } nc_out;
 void nc_out_free(nc_out *o);
+
+/* da_backend_new, plus one test-only name: "cpu-tc", the CPU backend with the CUDA backend's GEMM input
+ * rounding emulated (before every linear and conv2d with 16-bit weights the f32 activations are
+ * rounded to the weight's type, RNE, as kernels/cuda/gemm.cu does before its tensor-core GEMM with
+ * f32 accumulation). Running a network on it against "cpu" shows, without a GPU, the error the CUDA
+ * backend's precision choice must produce, so the GPU suite's tolerances can be checked here. */
+da_backend *nc_backend_new(const char *name, da_error *err);
 
 /* da_mkmodel of a preset ("tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "sd15", ...) into dir/name,
  * diffusers layout, jitter 0.2 (norms and biases not at their defaults), the shared CLIP vocabulary as
