@@ -60,6 +60,7 @@ static struct {
     size_t len;
 } tracked[MAX_TRACKED];
 static volatile sig_atomic_t handler_installed;
+static struct sigaction prev_segv;
 
 static void track(char *p, size_t len) {
     for (int i = 0; i < MAX_TRACKED; i++)
@@ -85,7 +86,9 @@ static void on_segv(int sig, siginfo_t *si, void *uc) {
             (void)rc;
             break;
         }
-    signal(sig, SIG_DFL); /* re-raised on return: the default action (a core, or Check's signal report) */
+    /* the previous disposition (default: a core, or Check's signal report; or a sanitizer's handler) takes
+     * the fault again when the instruction re-executes on return */
+    sigaction(sig, &prev_segv, NULL);
 }
 
 static void install_handler(void) {
@@ -93,9 +96,9 @@ static void install_handler(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_segv;
-    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGSEGV, &sa, &prev_segv);
     handler_installed = 1;
 }
 
@@ -235,9 +238,18 @@ static da_status guard_conv2d(da_backend *be, const dk_conv2d *s, const float *x
 
 static da_status guard_attention(da_backend *be, const dk_attn_params *p, const float *q, const float *k,
                                  const float *v, float *o) {
-    /* strides vary (packed or strided views): check the first element of each operand */
-    if (!dev(be, "attention", "q", q, F(1)) || !dev(be, "attention", "k", k, F(1)) ||
-        !dev(be, "attention", "v", v, F(1)) || !dev(be, "attention", "o", o, F(1)))
+    /* the extent of each operand under its strides (zero strides: packed, as kernels/cpu/attention.c) */
+    size_t row = (size_t)p->heads * p->head_dim;
+    size_t qr = p->q_row ? p->q_row : row, kr = p->k_row ? p->k_row : row, vr = p->v_row ? p->v_row : row;
+    size_t orow = p->o_row ? p->o_row : row;
+    size_t qb = p->q_batch ? p->q_batch : (size_t)p->nq * qr, kb = p->k_batch ? p->k_batch : (size_t)p->nk * kr;
+    size_t vb = p->v_batch ? p->v_batch : (size_t)p->nk * vr, ob = p->o_batch ? p->o_batch : (size_t)p->nq * orow;
+    size_t B1 = p->batch > 0 ? (size_t)p->batch - 1 : 0, nq1 = p->nq > 0 ? (size_t)p->nq - 1 : 0;
+    size_t nk1 = p->nk > 0 ? (size_t)p->nk - 1 : 0;
+    if (!dev(be, "attention", "q", q, F(B1 * qb + nq1 * qr + row)) ||
+        !dev(be, "attention", "k", k, F(B1 * kb + nk1 * kr + row)) ||
+        !dev(be, "attention", "v", v, F(B1 * vb + nk1 * vr + row)) ||
+        !dev(be, "attention", "o", o, F(B1 * ob + nq1 * orow + row)))
         return be->st;
     enter(be);
     gb(be)->cpu->ops->attention(gb(be)->cpu, p, q, k, v, o);

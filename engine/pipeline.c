@@ -163,7 +163,7 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
         goto fail;
     }
     if (!(sd->uctx = da_unet_ctx_new(sd->unet, sd->be))) {
-        st = da_err_set(err, DA_ERR_NOMEM, "sd: cannot create the backend");
+        st = da_err_set(err, DA_ERR_NOMEM, "sd: out of memory for the UNet context");
         goto fail;
     }
     *out = sd;

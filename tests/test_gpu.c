@@ -743,15 +743,19 @@ static void net_parity_on(const char *backend, const char *what, const char *pre
         nc_out c, g;
         ck_assert_msg(fn(model, "cpu", &c, &err) == DA_OK, "%s cpu: %s", what, err.msg);
         ck_assert_msg(fn(model, backend, &g, &err) == DA_OK, "%s %s: %s", what, backend, err.msg);
-        if (report)
+        if (report && dts[k] != DA_F32) { /* the worst output of this network and dtype, against the bounds */
+            double wc = 0, wm = 0;
+            net_tol tl = tol_of(dts[k]);
             for (int i = 0; i < c.count; i++) {
                 da_cmp r;
-                net_tol tl = tol_of(dts[k]);
                 double m = max_abs_of(c.v[i], c.n[i]);
                 da_compare("emulated", g.v[i], c.v[i], c.n[i], tl.min_cos, tl.rel_abs * m, &r);
-                printf("# %s %s %s %s: 1-cos %.2e (bound %.1e), max|err|/max|ref| %.2e (bound %.1e)\n", backend, what,
-                       dt_name(dts[k]), c.name[i], 1.0 - r.cosine, 1.0 - tl.min_cos, r.max_abs / m, tl.rel_abs);
+                if (1.0 - r.cosine > wc) wc = 1.0 - r.cosine;
+                if (m > 0 && r.max_abs / m > wm) wm = r.max_abs / m;
             }
+            printf("# %s %s %s: worst 1-cos %.2e (bound %.1e), max|err|/max|ref| %.2e (bound %.1e)\n", backend, what,
+                   dt_name(dts[k]), wc, 1.0 - tl.min_cos, wm, tl.rel_abs);
+        }
         assert_outputs_close(what, dts[k], &c, &g, tol_of(dts[k]));
         nc_out_free(&c), nc_out_free(&g);
         free(model);
