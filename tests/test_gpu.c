@@ -35,7 +35,7 @@
  *   | network output (tiny models)     | f32              | f16              | bf16             |
  *   | UNet eps, VAE, CLIP states       | cos 0.99999, 1e-3| cos 0.99995, 2e-2| cos 0.999, 0.1   |
  *   | txt2img latents (3 steps, CFG)   | cos 0.9999, 1e-2 | cos 0.999, 0.1   |  -               |
- *   | txt2img RGB8 pixels              | max 3 levels     | cos 0.999        |  -               |
+ *   | txt2img RGB8 pixels              | max 3 levels     | max 16 levels    |  -               |
  *   | full SD 1.5 UNet step (f16)      |  -               | cos 0.999, 5e-2  |  -               |
  * The f32 bounds are 10-100x the expected error (summation order over ~40 ops). The 16-bit ones are
  * checked without a GPU by the "cuda-tolerances" case (tag model): the same networks on the CPU with
@@ -823,7 +823,7 @@ START_TEST(test_gpu_txt2img_tiny) {
             DA_ASSERT_CLOSE("txt2img f32 pixels", g.v[1], c.v[1], c.n[1], 0.9999, 3.0);
         } else {
             DA_ASSERT_CLOSE(label, g.v[0], c.v[0], c.n[0], 0.999, 0.1 * m);
-            DA_ASSERT_CLOSE("txt2img f16 pixels", g.v[1], c.v[1], c.n[1], 0.999, 255.0);
+            DA_ASSERT_CLOSE("txt2img f16 pixels", g.v[1], c.v[1], c.n[1], 0.999, 16.0);
         }
         nc_out_free(&c), nc_out_free(&g);
         free(model);
