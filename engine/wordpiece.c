@@ -787,7 +787,7 @@ da_status da_wordpiece_encode_full(const da_wordpiece *w, const char *text, bool
     if (add_special && c >= 2) {
         size_t body = b.n < c - 2 ? b.n : c - 2;
         ids[k++] = cls;
-        memcpy(ids + k, b.p, body * sizeof *ids);
+        if (body) memcpy(ids + k, b.p, body * sizeof *ids);
         k += body;
         ids[k++] = sep;
     } else if (add_special) {
