@@ -19,12 +19,16 @@ transformers 5's BertTokenizer is the tokenizers-backed class (BertTokenizerFast
 the script asserts that, and that the legacy Python tokenizer agrees wherever it is known to (it is
 recorded as a note, not used as the oracle).
 
-Run with the reference environment:  /root/refenv/bin/python tests/reference/make_wordpiece_fixtures.py
+The trained vocab.txt is kept on later runs (tokenizers' trainer is not deterministic: it breaks ties
+in hash order); --retrain trains a new one.
+
+Run with the reference environment:  /root/refenv/bin/python tests/reference/make_wordpiece_fixtures.py [--retrain]
 """
 import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import warnings
 
@@ -126,6 +130,9 @@ PROMPTS = [
     "   leading and trailing spaces   ", "multiple     spaces", "CamelCaseWord", "ALLCAPS", "mIxEd CaSe",
     "\u0041\u0301 combining acute", "ﬁ ligature", "Ⅻ roman", "①②③", "½ ¾", "ｆｕｌｌｗｉｄｔｈ",
     "a\u0308\u0323 reorder", "\U0002B820 ext-e", "\U0002B920 ext", "\U000E0041 tag",
+    # where tokenizers' Rust predicates differ from the legacy Python BasicTokenizer
+    "a\U0002B820b", "a\U0002B920b", "dog\u2028cat", "dog\x0bcat\x0cbird\x85fish", "dog\u1680cat",
+    "\U0001FAE8 new emoji", "a\u0600b", "ǅ title", "ΣΑΣ final sigma",
 ]
 DECODE_LISTS = [
     [], [1], [2, 3], "##first", "punct", "contractions", "specials", [999999], [-1],
@@ -156,7 +163,7 @@ def record(tok, label):
         return [tok.convert_tokens_to_ids(w) for w in words]
 
     v = tok.get_vocab()
-    hashes = [t for t in v if t.startswith("##")][:3]
+    hashes = sorted(t for t in v if t.startswith("##"))[:3]
     lists = []
     for d in DECODE_LISTS:
         if d == "##first":
@@ -185,11 +192,22 @@ def record(tok, label):
 def main():
     assert BertTokenizer.__mro__[1].__name__ == "TokenizersBackend", "BertTokenizer is not tokenizers-backed"
     assert transformers.BertTokenizerFast is BertTokenizer
-    shutil.rmtree(ROOT, ignore_errors=True)
     blip, cased, saved = (os.path.join(ROOT, d) for d in ("blip", "cased", "saved"))
+    # tokenizers' trainer breaks ties in hash order, so every training gives a slightly different
+    # vocabulary: keep the committed one (the fixtures are then reproducible) unless --retrain
+    kept = None
+    if "--retrain" not in sys.argv and os.path.isfile(os.path.join(blip, "vocab.txt")):
+        with open(os.path.join(blip, "vocab.txt"), encoding="utf-8") as f:
+            kept = f.read()
+    shutil.rmtree(ROOT, ignore_errors=True)
     for d in (blip, cased, saved):
         os.makedirs(d)
-    n = train_vocab(os.path.join(blip, "vocab.txt"))
+    if kept is None:
+        n = train_vocab(os.path.join(blip, "vocab.txt"))
+    else:
+        with open(os.path.join(blip, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write(kept)
+        n = kept.count("\n")
     shutil.copy(os.path.join(blip, "vocab.txt"), os.path.join(cased, "vocab.txt"))
 
     def dump(path, obj):
