@@ -139,6 +139,52 @@ DECODE_LISTS = [
 ]
 
 
+# Small configurations written by the test itself into a temporary folder (the blip vocab.txt less
+# `drop`, plus these files): the rules for missing special tokens, config-side extras, strip_accents
+# and tokenize_chinese_chars overrides, a normalized token in added_tokens_decoder.
+EXTRA_PROMPTS = ["Héllo [DEC] wörld [ENC] [MASK] 中文 café", "a [enc] b [dec] Wörld", "ÅNGSTRÖM naïve İstanbul",
+                 "x 東京 y", "it ' s do not , ok .", ""]
+EXTRAS = {
+    "missing_specials": {"drop": ["[MASK]"], "files": {
+        "tokenizer_config.json": {"do_lower_case": True, "tokenizer_class": "BertTokenizer"},
+        "special_tokens_map.json": {"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]}}},
+    "config_extras": {"drop": [], "files": {
+        "tokenizer_config.json": {"additional_special_tokens": ["[ENC]"], "bos_token": "[DEC]",
+                                  "tokenizer_class": "BertTokenizer"},
+        "added_tokens.json": {"[DEC]": 3000, "[ENC]": 3001}}},
+    "keep_accents": {"drop": [], "files": {
+        "tokenizer_config.json": {"do_lower_case": True, "strip_accents": False, "clean_up_tokenization_spaces": True,
+                                  "tokenizer_class": "BertTokenizer"}}},
+    "cased_strip_no_cjk": {"drop": [], "files": {
+        "tokenizer_config.json": {"do_lower_case": False, "strip_accents": True, "tokenize_chinese_chars": False,
+                                  "tokenizer_class": "BertTokenizer"}}},
+    "decoder_normalized": {"drop": [], "files": {
+        "tokenizer_config.json": {"bos_token": "[DEC]", "tokenizer_class": "BertTokenizer", "added_tokens_decoder": {
+            "3000": {"content": "[DEC]", "special": True, "normalized": False},
+            "3001": {"content": "Wörld", "special": False, "normalized": True}}}}},
+}
+
+
+def record_extra(name, spec, vocab_lines):
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(v + "\n" for v in vocab_lines if v not in spec["drop"]))
+        for fn, obj in spec["files"].items():
+            with open(os.path.join(d, fn), "w", encoding="utf-8") as f:
+                json.dump(obj, f)
+        tok = AutoTokenizer.from_pretrained(d)
+        assert type(tok) is BertTokenizer
+        cases = []
+        for p in EXTRA_PROMPTS:
+            ids = tok(p).input_ids
+            cases.append({"text": p, "ids": ids, "tokens": tok.convert_ids_to_tokens(ids), "decoded": tok.decode(ids),
+                          "decoded_skip": tok.decode(ids, skip_special_tokens=True)})
+        files = {fn: json.dumps(obj, ensure_ascii=False) for fn, obj in spec["files"].items()}  # file texts
+        return {"drop": spec["drop"], "files": files, "vocab_size": len(tok),
+                "bos": tok.bos_token_id if tok.bos_token is not None else None, "mask": tok.mask_token_id,
+                "cases": cases}
+
+
 def record(tok, label):
     vocab_size = len(tok)
     out = {"label": label, "vocab_size": vocab_size, "cls": tok.cls_token_id, "sep": tok.sep_token_id,
@@ -246,6 +292,8 @@ def main():
         "configs": {"blip": record(t_blip, "blip"), "saved": record(t_saved, "saved"),
                     "cased": record(t_cased, "cased"), "vocab_txt": record(t_file, "vocab_txt")},
     }
+    vocab_lines = open(os.path.join(blip, "vocab.txt"), encoding="utf-8").read().split("\n")[:-1]
+    result["extras"] = {k: record_extra(k, v, vocab_lines) for k, v in EXTRAS.items()}
     # one case per line keeps the file small and its diffs readable
     with open(os.path.join(ROOT, "cases.json"), "w", encoding="utf-8") as f:
         f.write('{"generator": %s, "versions": %s, "configs": {\n' % (
@@ -258,7 +306,10 @@ def main():
                 f.write(",\n".join("   " + json.dumps(x, ensure_ascii=False) for x in c[key]))
                 f.write("\n  ]%s\n" % ("," if li < 2 else ""))
             f.write(" }%s\n" % ("," if ci < len(result["configs"]) - 1 else ""))
-        f.write("}}\n")
+        f.write('}, "extras": {\n')
+        f.write(",\n".join(" %s: %s" % (json.dumps(k), json.dumps(v, ensure_ascii=False))
+                            for k, v in result["extras"].items()))
+        f.write("\n}}\n")
     with open(os.path.join(ROOT, "cases.json"), encoding="utf-8") as f:
         assert json.load(f) == result
     for k, c in result["configs"].items():
