@@ -25,6 +25,7 @@ typedef struct cuda_backend {
     /* kernel choices (environment at creation; docs/CUDA.md) and the recorded graph */
     int attn_wt;  /* DIFFAUG_CUDA_ATTN: 1 tc (f16, default), 2 tc-bf16, 0 fp32 (the v1 kernel) */
     int gemm_lt;  /* DIFFAUG_CUDA_GEMM: 1 lt (cuBLASLt + bias epilogue, default), 0 gemmex (v1) */
+    int conv_tc;  /* DIFFAUG_CUDA_CONV: 1 tc (implicit GEMM for 16-bit weights, default), 0 im2col (v1) */
     void *graph;  /* cudaGraphExec_t of the last graph_begin .. graph_end */
     bool capturing;
 } cuda_backend;
@@ -60,6 +61,8 @@ static da_status cuda_linear(da_backend *be, int M, int N, int K, const float *x
 static da_status cuda_conv2d(da_backend *be, const dk_conv2d *s, const float *x, const da_w *w, const float *bias,
                              float *y) {
     dcu_conv c = conv_of(s);
+    /* f32 weights keep the exact FP32 im2col + cuBLAS path */
+    if (cb(be)->conv_tc && w->t != DK_F32) return chk(be, dcu_conv2d_tc(cx(be), &c, x, w->p, (int)w->t, bias, y), "conv2d");
     return chk(be, dcu_conv2d(cx(be), &c, x, w->p, (int)w->t, bias, y, be->ws, be->ws_bytes), "conv2d");
 }
 
@@ -296,6 +299,9 @@ da_backend *da_backend_cuda_new(int device, da_error *err) {
     if (attn < 0) return NULL;
     int gemm = env_choice("DIFFAUG_CUDA_GEMM", gemm_names, 2, err);
     if (gemm < 0) return NULL;
+    static const char *const conv_names[] = {"tc", "im2col"};
+    int conv = env_choice("DIFFAUG_CUDA_CONV", conv_names, 2, err);
+    if (conv < 0) return NULL;
     char msg[512] = "";
     dcu_ctx *ctx;
     if (dcu_ctx_create(&ctx, device, msg, sizeof msg) != 0) {
@@ -312,5 +318,6 @@ da_backend *da_backend_cuda_new(int device, da_error *err) {
     c->ctx = ctx;
     c->attn_wt = attn == 0 ? 1 : attn == 1 ? 2 : 0;
     c->gemm_lt = gemm == 0;
+    c->conv_tc = conv == 0;
     return &c->base;
 }

@@ -535,6 +535,7 @@ static dk_conv2d conv_shape(int N, int C, int H, int W, int OC, int KH, int KW, 
 
 START_TEST(test_gpu_conv2d) {
     GPU_OR_SKIP();
+    setenv("DIFFAUG_CUDA_CONV", "im2col", 1); /* this test is the v1 path's; tensor cores: test_gpu_conv2d_tc */
     const dk_conv2d cs[] = {
         conv_shape(2, 4, 64, 64, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   /* UNet conv_in (OC cut from 320) */
         conv_shape(1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),  /* resnet 3x3 */
@@ -725,6 +726,7 @@ END_TEST
  *   |                                | cos 0.9995           | 8e-3                                      |
  *   | linear through cuBLASLt        | as linear (gemm_tol) | same inputs and precision; bias in the    |
  *   |                                |                      | epilogue is one f32 add either way        |
+ *   | conv implicit GEMM (tc)        | as conv (gemm_tol)   | the same x rounding as im2col, f32 sums   |
  *   | lincomb, cfg_combine           | bit-exact vs the CPU | the same sampling.h code, _rn intrinsics  |
  *   | philox_normal                  | <= 1 float ulp, at   | Philox words identical; double log/sin/cos|
  *   |                                | most 1 in 10^5 differ| of libdevice vs glibc may differ in the   |
@@ -1026,10 +1028,93 @@ START_TEST(test_gpu_graph) {
 }
 END_TEST
 
+/* Implicit-GEMM conv on tensor cores against conv2d_ref at SD 1.5 channel counts and odd sizes; then
+ * the backend's default (tc for 16-bit weights, im2col + FP32 for f32) on one shape. */
+START_TEST(test_gpu_conv2d_tc) {
+    GPU_OR_SKIP();
+    dcu_ctx *c = tc_ctx();
+    const dk_conv2d cs[] = {
+        /* SD's input channels and sizes; OC cut (the CPU reference is a plain double loop) */
+        conv_shape(1, 320, 64, 64, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),    /* UNet level 1 resnet */
+        conv_shape(1, 640, 32, 32, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),    /* level 2 */
+        conv_shape(1, 1280, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),  /* level 3 (K = 11520) */
+        conv_shape(1, 320, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),    /* downsample, stride 2 */
+        conv_shape(2, 960, 32, 32, 160, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),   /* 1x1 skip shortcut */
+        conv_shape(2, 4, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     /* conv_in: K = 36, one partial K step */
+        conv_shape(1, 128, 65, 63, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     /* VAE conv_out-like: OC 3, odd sizes */
+        conv_shape(1, 32, 17, 17, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),     /* stride 2, odd size */
+        conv_shape(1, 16, 20, 20, 16, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1),     /* VAE encoder downsample padding */
+        conv_shape(2, 96, 13, 11, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),     /* 1x1, odd */
+        conv_shape(1, 8, 15, 15, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),       /* dilation 2 */
+        conv_shape(1, 5, 9, 7, 3, 3, 1, 1, 2, 1, 1, 0, 0, 1, 1),         /* non-square kernel and stride */
+        conv_shape(1, 3, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),         /* 1x1 image */
+    };
+    for (size_t si = 0; si < sizeof cs / sizeof cs[0]; si++)
+        for (int t = 1; t <= 2; t++) {
+            const dk_conv2d *s = &cs[si];
+            int OH = dk_conv2d_oh(s), OW = dk_conv2d_ow(s);
+            size_t nx = (size_t)s->N * s->C * s->H * s->W, nw = (size_t)s->OC * s->C * s->KH * s->KW;
+            size_t ny = (size_t)s->N * s->OC * OH * OW;
+            float *x = rand_buf(nx, -2, 2), *wv = rand_buf(nw, -0.2f, 0.2f), *bias = rand_buf(s->OC, -1, 1);
+            float *r = malloc(ny * 4), *y = malloc(ny * 4);
+            uint16_t *hw = malloc(nw * 2);
+            if (t == 1) dk_f32_to_f16_n_ref(hw, wv, nw);
+            else dk_f32_to_bf16_n_ref(hw, wv, nw);
+            void *dx = tc_dev(c, x, nx * 4), *dw = tc_dev(c, hw, nw * 2), *db = tc_dev(c, bias, (size_t)s->OC * 4);
+            void *dy = tc_dev(c, NULL, ny * 4);
+            dcu_conv dc = {s->N, s->C, s->H, s->W, s->OC, s->KH, s->KW, s->stride_h, s->stride_w,
+                           s->pad_t, s->pad_b, s->pad_l, s->pad_r, s->dil_h, s->dil_w};
+            conv2d_ref(s, x, hw, (dk_wtype)t, NULL, r);
+            size_t P = (size_t)OH * OW;
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                if (with_bias) /* the same f32 add the kernel's epilogue does */
+                    for (size_t i = 0; i < ny; i++) r[i] += bias[(i / P) % s->OC];
+                for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                ck_assert_int_eq(dcu_upload(c, dy, y, ny * 4), 0); /* NaN: every output must be written */
+                ck_assert_msg(dcu_conv2d_tc(c, &dc, dx, dw, t, with_bias ? db : NULL, dy) == 0, "%s", c->msg);
+                ck_assert_msg(dcu_download(c, y, dy, ny * 4) == 0, "%s", c->msg);
+                double mc, ma;
+                gemm_tol((dk_wtype)t, max_abs_of(r, ny), &mc, &ma);
+                char lab[128];
+                snprintf(lab, sizeof lab, "conv tc case %zu [%d,%d,%d,%d]->%d k%dx%d s%d %s%s", si, s->N, s->C, s->H,
+                         s->W, s->OC, s->KH, s->KW, s->stride_h, tname((dk_wtype)t), with_bias ? " +bias" : "");
+                DA_ASSERT_CLOSE(lab, y, r, ny, mc, ma);
+            }
+            dcu_free(c, dx), dcu_free(c, dw), dcu_free(c, db), dcu_free(c, dy);
+            free(x), free(wv), free(bias), free(r), free(y), free(hw);
+        }
+    dcu_ctx_destroy(c);
+    /* through the backend with the default choice */
+    unsetenv("DIFFAUG_CUDA_CONV");
+    dk_conv2d s = conv_shape(2, 64, 24, 24, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    da_backend *probe = gpu_backend(0);
+    size_t ws = probe->ops->conv2d_ws(&s);
+    da_backend_free(probe);
+    da_backend *be = gpu_backend(ws);
+    size_t nx = (size_t)2 * 64 * 24 * 24, nw = (size_t)96 * 64 * 9, ny = (size_t)2 * 96 * 24 * 24;
+    for (int t = 0; t < 3; t++) {
+        float *x = rand_buf(nx, -2, 2), *wv = rand_buf(nw, -0.2f, 0.2f), *bias = rand_buf(96, -1, 1), *r = malloc(ny * 4);
+        void *hw;
+        da_w w = dev_weight(be, wv, nw, (dk_wtype)t, &hw);
+        float *dx = dev_from(be, x, nx), *db = dev_from(be, bias, 96), *dy = dev_alloc(be, ny * 4);
+        da_op_conv2d(be, &s, dx, &w, db, dy);
+        float *y = host_from(be, dy, ny);
+        assert_ok(be);
+        conv2d_ref(&s, x, hw, (dk_wtype)t, bias, r);
+        double mc, ma;
+        gemm_tol((dk_wtype)t, max_abs_of(r, ny), &mc, &ma);
+        DA_ASSERT_CLOSE(t == 0 ? "backend conv f32 (im2col)" : "backend conv 16-bit (tc)", y, r, ny, mc, ma);
+        be->ops->mem_free(be, dx), be->ops->mem_free(be, db), be->ops->mem_free(be, dy);
+        free(x), free(wv), free(bias), free(r), free(hw), free(y);
+    }
+    da_backend_free(be);
+}
+END_TEST
+
 /* Runs without a GPU (fast tag, CUDA builds): a bad kernel choice is refused before CUDA is touched. */
 START_TEST(test_cuda_kernel_choice_env) {
-    const char *vars[] = {"DIFFAUG_CUDA_ATTN", "DIFFAUG_CUDA_GEMM"};
-    for (int i = 0; i < 2; i++) {
+    const char *vars[] = {"DIFFAUG_CUDA_ATTN", "DIFFAUG_CUDA_GEMM", "DIFFAUG_CUDA_CONV"};
+    for (int i = 0; i < 3; i++) {
         setenv(vars[i], "bogus", 1);
         da_error err;
         da_err_clear(&err);
@@ -1071,6 +1156,7 @@ static Suite *gpu_suite(void) {
     tcase_add_test(tv, test_gpu_attention_tc);
     tcase_add_test(tv, test_gpu_attention_dispatch);
     tcase_add_test(tv, test_gpu_linear_lt);
+    tcase_add_test(tv, test_gpu_conv2d_tc);
     tcase_add_test(tv, test_gpu_sampling_ops);
     tcase_add_test(tv, test_gpu_graph);
     suite_add_tcase(s, tv);

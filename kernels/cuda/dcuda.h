@@ -149,6 +149,11 @@ int dcu_graph_end(dcu_ctx *c, void **exec);
 int dcu_graph_replay(dcu_ctx *c, void *exec);
 void dcu_graph_free(void *exec);
 
+/* Conv2d as an implicit GEMM on tensor cores (conv_tc.cu) for 16-bit weights (wt 1 f16, 2 bf16):
+ * any kernel / stride / padding / dilation, groups 1, NCHW, x rounded to wt as dcu_conv2d does, f32
+ * accumulation, bias (f32 or NULL) in the epilogue. No scratch. */
+int dcu_conv2d_tc(dcu_ctx *c, const dcu_conv *s, const float *x, const void *w, int wt, const float *bias, float *y);
+
 /* linear through cuBLASLt with the bias added in the GEMM's epilogue (gemm_lt.cu): same contract
  * and precision as dcu_linear (x rounded to W's type into ws for 16-bit W). */
 int dcu_linear_lt(dcu_ctx *c, int M, int N, int K, const float *x, const void *W, int wt, const float *bias, float *y,
