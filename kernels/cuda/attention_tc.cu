@@ -24,10 +24,11 @@
  *
  * Shared memory (bytes, each region rounded to 128): Q, K, V: 64 x (DP+8) x 2 each; S: 64 x 68 x 4;
  * P: 64 x 72 x 2; O: 64 x (DP+4) x 4; m, l, alpha: 64 x 4 each. d 40: 60.75 KiB, d 64: 70.75 KiB,
- * d 80: 80.75 KiB, d 160: 130.75 KiB; the backend falls back to the FP32 kernel where it exceeds the
- * device's opt-in limit (Hopper's 227 KiB: d <= 304). Row paddings (+8 halves, +4 floats) keep the leading dimensions
- * multiples of 16 bytes, as WMMA requires, and shift rows across banks; every fragment pointer is
- * 32-byte aligned because rows start at multiples of 16 and columns at multiples of 16 elements.
+ * d 80: 80.75 KiB, d 160: 130.75 KiB; the backend falls back to the FP32 kernel where it exceeds
+ * the device's opt-in limit (Hopper's 227 KiB: d <= 304). Row paddings (+8 halves, +4 floats) keep
+ * the leading dimensions multiples of 16 bytes, as WMMA requires, and shift rows across banks;
+ * every fragment pointer is 32-byte aligned because rows start at multiples of 16 and columns at
+ * multiples of 16 elements.
  *
  * Precision: Q, K, V and P each rounded once to T (f16: 2^-11 relative, bf16: 2^-8); products and
  * sums in f32; exp is the accurate expf. Error bounds and the tested tolerances: tests/test_gpu.c.
@@ -215,15 +216,25 @@ extern "C" int dcu_attention_tc(dcu_ctx *c, const dcu_attn *p, const float *q, c
         return (int)cudaErrorInvalidValue;
     }
     dim3 grid((unsigned)((p->nq + TC_BQ - 1) / TC_BQ), (unsigned)bh);
+    /* The opt-in for the dynamic shared memory is raised only when a call needs more than before, so
+     * a graph capture of a step that already ran once makes no such call (one GPU per process, see
+     * docs/CUDA.md, so one remembered value per kernel is enough). */
+    static size_t optin_set[2];
     cudaError_t e;
     if (wt == 1) {
-        e = cudaFuncSetAttribute(k_attention_tc<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-        if (e != cudaSuccess) return dcu_fail(c, e, "cudaFuncSetAttribute(k_attention_tc<f16>)");
+        if (bytes > optin_set[0]) {
+            e = cudaFuncSetAttribute(k_attention_tc<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+            if (e != cudaSuccess) return dcu_fail(c, e, "cudaFuncSetAttribute(k_attention_tc<f16>)");
+            optin_set[0] = bytes;
+        }
         k_attention_tc<__half><<<grid, TC_THREADS, bytes, DCU_STREAM(c)>>>(*p, q, k, v, o);
         return dcu_check_launch(c, "k_attention_tc<f16>");
     }
-    e = cudaFuncSetAttribute(k_attention_tc<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess) return dcu_fail(c, e, "cudaFuncSetAttribute(k_attention_tc<bf16>)");
+    if (bytes > optin_set[1]) {
+        e = cudaFuncSetAttribute(k_attention_tc<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+        if (e != cudaSuccess) return dcu_fail(c, e, "cudaFuncSetAttribute(k_attention_tc<bf16>)");
+        optin_set[1] = bytes;
+    }
     k_attention_tc<__nv_bfloat16><<<grid, TC_THREADS, bytes, DCU_STREAM(c)>>>(*p, q, k, v, o);
     return dcu_check_launch(c, "k_attention_tc<bf16>");
 }
