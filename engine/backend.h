@@ -93,6 +93,10 @@ typedef struct da_backend_ops {
      * cfg_combine: y = uncond + g (cond - uncond); with img (InstructPix2Pix) a = uncond + g (cond -
      *   img), y = a + g_img (img - uncond); torch's order, as pipeline.c.
      * philox_normal: y[i] = element (first + i) of da_rng_normal(seed, stream) as N(mean, std).
+ * sampler_step: x = one sampler update (dk_step_elem over n elements) with the scalars that
+ *   da_sampler_step_params computed on the host; m the model output, noise when st->noisy, the x0
+ *   buffers when st->uses_x0 (DPM++: the caller swaps them after the step).
+ * model_input: y = the step's model input from x (da_sampler_model_input_params; y may be x).
      * graph_begin / graph_end / graph_replay: record the ops issued between begin and end (nothing
      *   runs while recording) and replay them; see docs/CUDA.md for what may be recorded. */
     void (*lincomb)(da_backend *be, float *y, int k, const float *a, const float *const *x, size_t n);
@@ -100,6 +104,9 @@ typedef struct da_backend_ops {
                         float g_img, size_t n);
     void (*philox_normal)(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n,
                           float mean, float std);
+    void (*sampler_step)(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                         float *cur_x0, const float *prev_x0, size_t n);
+    void (*model_input)(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n);
     da_status (*graph_begin)(da_backend *be);
     da_status (*graph_end)(da_backend *be);
     da_status (*graph_replay)(da_backend *be);
@@ -222,6 +229,20 @@ static inline void da_op_philox_normal(da_backend *be, float *y, uint64_t seed, 
                                        size_t n, float mean, float std) {
     if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->philox_normal, "philox_normal")) return;
     be->ops->philox_normal(be, y, seed, stream, first, n, mean, std);
+}
+static inline void da_op_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                                      float *cur_x0, const float *prev_x0, size_t n) {
+    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->sampler_step, "sampler_step")) return;
+    if ((st->noisy && !noise) || (st->uses_x0 && !cur_x0) || (st->kind == DK_STEP_DPM_SECOND && !prev_x0)) {
+        da_backend_fail(be, DA_ERR_INVALID_ARG, "sampler_step: step kind %d needs %s", st->kind,
+                        st->noisy && !noise ? "noise" : "the x0 buffers");
+        return;
+    }
+    be->ops->sampler_step(be, st, x, m, noise, cur_x0, prev_x0, n);
+}
+static inline void da_op_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
+    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->model_input, "model_input")) return;
+    be->ops->model_input(be, p, y, x, n);
 }
 /* Graphs return the status (also sticky). A backend without graphs (the CPU) answers
  * DA_ERR_UNSUPPORTED: callers that only want speed check da_backend_has_graphs first. */

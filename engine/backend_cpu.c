@@ -133,6 +133,17 @@ static void cpu_cfg_combine(da_backend *be, float *y, const float *u, const floa
     }
 }
 
+static void cpu_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                             float *cur_x0, const float *prev_x0, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t j = 0; j < n; j++) dk_step_elem(st, x, m, noise, cur_x0, prev_x0, j);
+}
+
+static void cpu_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t j = 0; j < n; j++) y[j] = dk_model_input_elem(p, x[j]);
+}
+
 static void cpu_philox_normal(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n,
                               float mean, float std) {
     da_rng_normal(seed, stream, first, n, mean, std, y);
@@ -167,6 +178,8 @@ static const da_backend_ops cpu_ops = {
     .lincomb = cpu_lincomb,
     .cfg_combine = cpu_cfg_combine,
     .philox_normal = cpu_philox_normal,
+    .sampler_step = cpu_sampler_step,
+    .model_input = cpu_model_input,
     /* no graphs: every op runs as it is called */
 };
 

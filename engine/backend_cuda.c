@@ -175,6 +175,15 @@ static void cuda_philox_normal(da_backend *be, float *y, uint64_t seed, uint64_t
     chk(be, dcu_philox_normal(cx(be), y, seed, stream, first, n, mean, std), "philox_normal");
 }
 
+static void cuda_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                              float *cur_x0, const float *prev_x0, size_t n) {
+    chk(be, dcu_sampler_step(cx(be), st, x, m, noise, cur_x0, prev_x0, n), "sampler_step");
+}
+
+static void cuda_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
+    chk(be, dcu_model_input(cx(be), p, y, x, n), "model_input");
+}
+
 /* ---- graphs (graph.cu): constraints in docs/CUDA.md ------------------------------------------------ */
 static da_status cuda_graph_begin(da_backend *be) {
     cuda_backend *c = cb(be);
@@ -271,6 +280,8 @@ static const da_backend_ops cuda_ops = {
     .lincomb = cuda_lincomb,
     .cfg_combine = cuda_cfg_combine,
     .philox_normal = cuda_philox_normal,
+    .sampler_step = cuda_sampler_step,
+    .model_input = cuda_model_input,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_replay = cuda_graph_replay,

@@ -1,6 +1,6 @@
 /* test_backend_optional.c - the optional backend ops appended for a device-resident sampling loop
- * (lincomb, cfg_combine, philox_normal) on the CPU backend, bit for bit against the code they stand
- * in for: engine/rng.c's da_rng_normal (and known answers from the Philox / Box-Muller code as it
+ * (lincomb, cfg_combine, philox_normal, sampler_step, model_input) on the CPU backend, bit for bit against the
+ * code they stand in for: da_sampler_step / da_sampler_model_input for every sampler, engine/rng.c's da_rng_normal (and known answers from the Philox / Box-Muller code as it
  * was before its per-element math moved into kernels/cpu/sampling.h), the sampler's add_noise and
  * init_latents, and the pipeline's guidance formula in torch's order. Also: graphs are not offered
  * by the CPU (a clear DA_ERR_UNSUPPORTED), bad term counts are refused, planning computes nothing.
@@ -147,6 +147,80 @@ START_TEST(test_cfg_op_equals_pipeline_formula) {
 }
 END_TEST
 
+/* Every sampler, both predictions and the variants (DDIM clip + eta, DPM++ order 1 / 2, midpoint /
+ * heun, euler_at_final): da_sampler_step on one copy, da_sampler_step_params + the sampler_step op
+ * (with the caller's own x0 buffers, swapped as documented) on another, equal bit for bit per step. */
+START_TEST(test_sampler_step_op_equals_sampler) {
+    da_backend *be = da_backend_cpu_new();
+    const size_t n = 4 * 32 * 32 + 3;
+    const da_sampler_kind kinds[] = {DA_SAMPLER_DDIM, DA_SAMPLER_EULER, DA_SAMPLER_EULER_A, DA_SAMPLER_DPMPP_2M,
+                                     DA_SAMPLER_EDM_EULER};
+    int seen[DK_STEP_EDM + 1] = {0};
+    for (size_t k = 0; k < 5; k++)
+        for (int pv = 0; pv < 2; pv++)
+            for (int var = 0; var < 3; var++) {
+                da_sched_config c;
+                da_sched_config_sd1x(&c, kinds[k]);
+                c.prediction = pv ? DA_PRED_V : DA_PRED_EPSILON;
+                if (var == 1) c.clip_sample = true, c.solver_order = 1;
+                if (var == 2) c.solver_heun = true, c.euler_at_final = true;
+                da_schedule *s;
+                da_error e;
+                ck_assert_msg(da_schedule_create(&c, 8, &s, &e) == DA_OK, "%s", e.msg);
+                da_sampler_params sp_p;
+                da_sampler_params_init(&sp_p);
+                if (var) sp_p.eta = 0.6;
+                da_sampler *a, *b;
+                ck_assert(da_sampler_create(s, n, &sp_p, &a, &e) == DA_OK);
+                ck_assert(da_sampler_create(s, n, &sp_p, &b, &e) == DA_OK);
+                float *xa = buf(n, -3, 3), *xb = malloc(n * 4), *m = malloc(n * 4), *nz = malloc(n * 4);
+                float *x0[2] = {malloc(n * 4), malloc(n * 4)};
+                memcpy(xb, xa, n * 4);
+                da_sampler_begin(a, 0), da_sampler_begin(b, 0);
+                for (int i = 0; i < s->n_steps; i++) {
+                    for (size_t j = 0; j < n; j++) m[j] = 0.8f * sinf(xa[j] + 0.1f * (float)i), nz[j] = da_test_frand() * 2;
+                    /* the model input first (both copies still equal here) */
+                    float *mi_ref = malloc(n * 4), *mi = malloc(n * 4);
+                    dk_model_input mp;
+                    da_sampler_model_input(s, i, xa, mi_ref, n);
+                    da_sampler_model_input_params(s, i, &mp);
+                    da_op_model_input(be, &mp, mi, xb, n);
+                    assert_bits_eq("model_input", mi, mi_ref, n);
+                    free(mi), free(mi_ref);
+                    ck_assert_msg(da_sampler_step(a, i, m, nz, xa, &e) == DA_OK, "%s", e.msg);
+                    dk_step st;
+                    ck_assert_msg(da_sampler_step_params(b, i, &st, &e) == DA_OK, "%s", e.msg);
+                    seen[st.kind]++;
+                    da_op_sampler_step(be, &st, xb, m, nz, x0[0], x0[1], n);
+                    ck_assert_int_eq(be->st, DA_OK);
+                    if (st.uses_x0) {
+                        float *t = x0[0];
+                        x0[0] = x0[1], x0[1] = t;
+                    }
+                    char lab[96];
+                    snprintf(lab, sizeof lab, "%s pred %s variant %d step %d", da_sampler_kind_name(kinds[k]),
+                             pv ? "v" : "eps", var, i);
+                    assert_bits_eq(lab, xb, xa, n);
+                }
+                /* out of order is refused by the params too */
+                dk_step st;
+                ck_assert_int_eq(da_sampler_step_params(b, 0, &st, &e), DA_ERR_INVALID_ARG);
+                free(xa), free(xb), free(m), free(nz), free(x0[0]), free(x0[1]);
+                da_sampler_free(a), da_sampler_free(b);
+                da_schedule_free(s);
+            }
+    for (int k = 0; k <= DK_STEP_EDM; k++) ck_assert_msg(seen[k] > 0, "step kind %d never exercised", k);
+    /* a noisy step without noise is refused */
+    dk_step st = {.kind = DK_STEP_EULER_A, .noisy = 1, .c = {1, 1, 1, 1, 1, 1}};
+    float x[4] = {0}, mm[4] = {0};
+    da_error err;
+    da_op_sampler_step(be, &st, x, mm, NULL, NULL, NULL, 4);
+    ck_assert_int_eq(da_backend_take_error(be, &err), DA_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "noise"));
+    da_backend_free(be);
+}
+END_TEST
+
 START_TEST(test_optional_ops_protocol) {
     da_backend *be = da_backend_cpu_new();
     /* no graphs on the CPU: a clear error, not a silent no-op */
@@ -183,6 +257,7 @@ static Suite *optional_suite(void) {
     tcase_add_test(tc, test_philox_normal_op_equals_rng);
     tcase_add_test(tc, test_lincomb_op_equals_sampler);
     tcase_add_test(tc, test_cfg_op_equals_pipeline_formula);
+    tcase_add_test(tc, test_sampler_step_op_equals_sampler);
     tcase_add_test(tc, test_optional_ops_protocol);
     suite_add_tcase(s, tc);
     return s;

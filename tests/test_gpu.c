@@ -39,6 +39,8 @@
 #include "gemm.h"
 #include "norm.h"
 #include "ops.h"
+#include "sampler.h"
+#include "schedule.h"
 #include "testutil.h"
 #include "util.h"
 #ifdef DIFFAUG_HAVE_CUDA
@@ -727,7 +729,8 @@ END_TEST
  *   | linear through cuBLASLt        | as linear (gemm_tol) | same inputs and precision; bias in the    |
  *   |                                |                      | epilogue is one f32 add either way        |
  *   | conv implicit GEMM (tc)        | as conv (gemm_tol)   | the same x rounding as im2col, f32 sums   |
- *   | lincomb, cfg_combine           | bit-exact vs the CPU | the same sampling.h code, _rn intrinsics  |
+ *   | lincomb, cfg_combine,          | bit-exact vs the CPU | the same sampling.h code, _rn intrinsics  |
+ *   | sampler_step                   |                      | (IEEE division, no fused multiply-add)    |
  *   | philox_normal                  | <= 1 float ulp, at   | Philox words identical; double log/sin/cos|
  *   |                                | most 1 in 10^5 differ| of libdevice vs glibc may differ in the   |
  *   |                                |                      | last double bit (sampling.h)              |
@@ -947,6 +950,72 @@ START_TEST(test_gpu_sampling_ops) {
 }
 END_TEST
 
+/* The sampler update on the GPU against the CPU op, step by step, for every sampler and both
+ * predictions: the same dk_step_elem code with IEEE division and no fused multiply-add, so bit-exact. */
+START_TEST(test_gpu_sampler_step) {
+    GPU_OR_SKIP();
+    da_backend *be = gpu_backend(0), *cpu = da_backend_cpu_new();
+    const size_t n = 2 * 4 * 64 * 64;
+    const da_sampler_kind kinds[] = {DA_SAMPLER_DDIM, DA_SAMPLER_EULER, DA_SAMPLER_EULER_A, DA_SAMPLER_DPMPP_2M,
+                                     DA_SAMPLER_EDM_EULER};
+    for (int k = 0; k < 5; k++)
+        for (int pv = 0; pv < 2; pv++) {
+            da_sched_config c;
+            da_sched_config_sd1x(&c, kinds[k]);
+            c.prediction = pv ? DA_PRED_V : DA_PRED_EPSILON;
+            if (pv) c.clip_sample = true, c.solver_heun = true;
+            da_schedule *s;
+            da_error e;
+            ck_assert_msg(da_schedule_create(&c, 6, &s, &e) == DA_OK, "%s", e.msg);
+            da_sampler_params spp;
+            da_sampler_params_init(&spp);
+            spp.eta = pv ? 0.5 : 0.0;
+            da_sampler *sp;
+            ck_assert(da_sampler_create(s, n, &spp, &sp, &e) == DA_OK);
+            da_sampler_begin(sp, 0);
+            float *x = rand_buf(n, -3, 3), *m = malloc(n * 4), *nz = malloc(n * 4);
+            float *hx0[2] = {calloc(n, 4), calloc(n, 4)};
+            float *dx = dev_from(be, x, n), *dm = dev_alloc(be, n * 4), *dn = dev_alloc(be, n * 4);
+            float *dx0[2] = {dev_from(be, hx0[0], n), dev_from(be, hx0[1], n)};
+            for (int i = 0; i < s->n_steps; i++) {
+                for (size_t j = 0; j < n; j++) m[j] = frand(-2, 2), nz[j] = frand(-3, 3);
+                da_op_upload(be, dm, m, n), da_op_upload(be, dn, nz, n);
+                dk_model_input mp;
+                da_sampler_model_input_params(s, i, &mp);
+                da_op_model_input(be, &mp, dm, dx, n); /* into dm, checked, then overwritten */
+                float *gmi = host_from(be, dm, n), *cmi = malloc(n * 4);
+                da_op_model_input(cpu, &mp, cmi, x, n);
+                for (size_t j = 0; j < n; j++)
+                    ck_assert_msg(dk_f32_bits(gmi[j]) == dk_f32_bits(cmi[j]), "model_input %s step %d [%zu]",
+                                  da_sampler_kind_name(kinds[k]), i, j);
+                free(gmi), free(cmi);
+                da_op_upload(be, dm, m, n);
+                dk_step st;
+                ck_assert_msg(da_sampler_step_params(sp, i, &st, &e) == DA_OK, "%s", e.msg);
+                da_op_sampler_step(be, &st, dx, dm, dn, dx0[0], dx0[1], n);
+                da_op_sampler_step(cpu, &st, x, m, nz, hx0[0], hx0[1], n);
+                if (st.uses_x0) {
+                    float *t = dx0[0], *th = hx0[0];
+                    dx0[0] = dx0[1], dx0[1] = t, hx0[0] = hx0[1], hx0[1] = th;
+                }
+                float *y = host_from(be, dx, n);
+                assert_ok(be);
+                for (size_t j = 0; j < n; j++)
+                    ck_assert_msg(dk_f32_bits(y[j]) == dk_f32_bits(x[j]), "%s %s step %d [%zu]: gpu %a cpu %a",
+                                  da_sampler_kind_name(kinds[k]), pv ? "v" : "eps", i, j, (double)y[j], (double)x[j]);
+                free(y);
+            }
+            be->ops->mem_free(be, dx), be->ops->mem_free(be, dm), be->ops->mem_free(be, dn);
+            be->ops->mem_free(be, dx0[0]), be->ops->mem_free(be, dx0[1]);
+            free(x), free(m), free(nz), free(hx0[0]), free(hx0[1]);
+            da_sampler_free(sp);
+            da_schedule_free(s);
+        }
+    da_backend_free(cpu);
+    da_backend_free(be);
+}
+END_TEST
+
 /* A small "step" (linear f16 -> SiLU -> tc attention -> lincomb with the input) recorded once and
  * replayed on new input data: the replay equals a direct run bit for bit; misuse is reported. */
 static void graph_step(da_backend *be, int M, int K, const float *x, const da_w *w, const float *b, float *h,
@@ -1158,6 +1227,7 @@ static Suite *gpu_suite(void) {
     tcase_add_test(tv, test_gpu_linear_lt);
     tcase_add_test(tv, test_gpu_conv2d_tc);
     tcase_add_test(tv, test_gpu_sampling_ops);
+    tcase_add_test(tv, test_gpu_sampler_step);
     tcase_add_test(tv, test_gpu_graph);
     suite_add_tcase(s, tv);
     TCase *tvf = da_tcase("cuda-v2-choice", "fast", 60);

@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "dcuda.h"
+#include "sampling.h"
 
 #define WARM 3
 #define REPS 10
@@ -132,6 +133,12 @@ static int run_cfg(void *p) {
 static int run_philox(void *p) {
     samp_arg *a = p;
     return dcu_philox_normal(g_c, a->y, 1234, 5678, 0, a->n, 0.0f, 1.0f);
+}
+static int run_sampler_step(void *p) {
+    samp_arg *a = p;
+    /* DPM++ 2M second order (the most memory traffic: x, m, prev x0 in; x, cur x0 out) */
+    dk_step st = {DK_STEP_DPM_SECOND, 1, 0, 0, 0, 1, {0.9f, 0.4f, 0.8f, -0.2f, 1.1f, 0.05f}};
+    return dcu_sampler_step(g_c, &st, a->y, a->x[0], NULL, (float *)a->x[1], a->x[2], a->n);
 }
 /* a chain of `reps` small launches (what a UNet step at batch 2 looks like to the launcher) */
 static int run_chain(void *p) {
@@ -336,6 +343,8 @@ int main(int argc, char **argv) {
         }
         snprintf(name, sizeof name, "cfg_combine [%zu]", nl);
         row_bytes(name, time_ms(run_cfg, &a, name), 3.0 * nl * 4);
+        snprintf(name, sizeof name, "sampler_step DPM++ 2M [%zu]", nl);
+        row_bytes(name, time_ms(run_sampler_step, &a, name), 5.0 * nl * 4);
         snprintf(name, sizeof name, "philox_normal [%zu] (writes only)", nl);
         row_bytes(name, time_ms(run_philox, &a, name), 1.0 * nl * 4);
         /* launch overhead: 200 dependent small launches, directly and as one graph replay */

@@ -140,6 +140,13 @@ int dcu_cfg_combine(dcu_ctx *c, float *y, const float *u, const float *cond, con
                     size_t n);
 int dcu_philox_normal(dcu_ctx *c, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n, float mean,
                       float std);
+/* One sampler update (st: struct dk_step of sampling.h, scalars from da_sampler_step_params). */
+struct dk_step;
+int dcu_sampler_step(dcu_ctx *c, const struct dk_step *st, float *x, const float *m, const float *noise,
+                     float *cur_x0, const float *prev_x0, size_t n);
+/* The model input of a step (p: struct dk_model_input, from da_sampler_model_input_params). */
+struct dk_model_input;
+int dcu_model_input(dcu_ctx *c, const struct dk_model_input *p, float *y, const float *x, size_t n);
 
 /* CUDA graphs on ctx's stream (device.cu): begin capturing (thread-local mode), end it and
  * instantiate (*exec replaced, the old one destroyed), replay, free. While capturing nothing runs,

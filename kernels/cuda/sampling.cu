@@ -80,3 +80,27 @@ extern "C" int dcu_philox_normal(dcu_ctx *c, float *y, uint64_t seed, uint64_t s
     k_philox_normal<<<dcu_blocks(pairs, 128), 128, 0, DCU_STREAM(c)>>>(y, seed, stream, first, n, mean, std);
     return dcu_check_launch(c, "k_philox_normal");
 }
+
+/* One sampler update per element: the scalars come by value (dk_step), the per-element code is
+ * sampling.h's, so the GPU follows the CPU's rounding step for step. */
+__global__ void k_sampler_step(dk_step st, float *x, const float *m, const float *noise, float *cur_x0,
+                               const float *prev_x0, size_t n) {
+    DCU_GRID_STRIDE(j, n) dk_step_elem(&st, x, m, noise, cur_x0, prev_x0, j);
+}
+
+extern "C" int dcu_sampler_step(dcu_ctx *c, const dk_step *st, float *x, const float *m, const float *noise,
+                                float *cur_x0, const float *prev_x0, size_t n) {
+    if (!n) return 0;
+    k_sampler_step<<<dcu_blocks(n, 256), 256, 0, DCU_STREAM(c)>>>(*st, x, m, noise, cur_x0, prev_x0, n);
+    return dcu_check_launch(c, "k_sampler_step");
+}
+
+__global__ void k_model_input(dk_model_input p, float *y, const float *x, size_t n) {
+    DCU_GRID_STRIDE(j, n) y[j] = dk_model_input_elem(&p, x[j]);
+}
+
+extern "C" int dcu_model_input(dcu_ctx *c, const dk_model_input *p, float *y, const float *x, size_t n) {
+    if (!n) return 0;
+    k_model_input<<<dcu_blocks(n, 256), 256, 0, DCU_STREAM(c)>>>(*p, y, x, n);
+    return dcu_check_launch(c, "k_model_input");
+}
