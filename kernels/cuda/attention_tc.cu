@@ -33,11 +33,17 @@
  * Precision: Q, K, V and P each rounded once to T (f16: 2^-11 relative, bf16: 2^-8); products and
  * sums in f32; exp is the accurate expf. Error bounds and the tested tolerances: tests/test_gpu.c.
  */
+#ifdef DCU_EMULATE /* tests/emu: the kernels on the host, launchers left out */
+#include "cuda_emu.h"
+#define DCU_DYN_SMEM(name) unsigned char *name = emu_dynamic_smem()
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <mma.h>
 
 #include "dcu_common.cuh"
+#define DCU_DYN_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
 
 using namespace nvcuda;
 
@@ -82,7 +88,7 @@ template <> __device__ __forceinline__ __nv_bfloat16 tc_round<__nv_bfloat16>(flo
 template <typename T>
 __global__ void __launch_bounds__(TC_THREADS) k_attention_tc(dcu_attn p, const float *q, const float *k,
                                                               const float *v, float *o) {
-    extern __shared__ __align__(128) unsigned char smraw[];
+    DCU_DYN_SMEM(smraw);
     const tc_layout L = tc_make_layout(p.head_dim);
     T *Qs = (T *)(smraw + L.q), *Ks = (T *)(smraw + L.k), *Vs = (T *)(smraw + L.v), *Ps = (T *)(smraw + L.p);
     float *Ss = (float *)(smraw + L.s), *Os = (float *)(smraw + L.o);
@@ -192,6 +198,7 @@ __global__ void __launch_bounds__(TC_THREADS) k_attention_tc(dcu_attn p, const f
     }
 }
 
+#ifndef DCU_EMULATE
 extern "C" size_t dcu_attention_tc_smem(int head_dim) {
     return head_dim > 0 ? tc_make_layout(head_dim).total : 0;
 }
@@ -238,3 +245,4 @@ extern "C" int dcu_attention_tc(dcu_ctx *c, const dcu_attn *p, const float *q, c
     k_attention_tc<__nv_bfloat16><<<grid, TC_THREADS, bytes, DCU_STREAM(c)>>>(*p, q, k, v, o);
     return dcu_check_launch(c, "k_attention_tc<bf16>");
 }
+#endif /* DCU_EMULATE */

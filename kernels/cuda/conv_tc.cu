@@ -19,11 +19,15 @@
  * 32-byte aligned. No double buffering or cp.async yet (the simple version first).
  * Grid: (ceil(P / 64), ceil(OC / 64), N).
  */
+#ifdef DCU_EMULATE /* tests/emu: the kernels on the host, launchers left out */
+#include "cuda_emu.h"
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <mma.h>
 
 #include "dcu_common.cuh"
+#endif
 
 using namespace nvcuda;
 
@@ -106,6 +110,7 @@ __global__ void __launch_bounds__(CT_THREADS) k_conv_tc(dcu_conv s, int OW, int 
     }
 }
 
+#ifndef DCU_EMULATE
 extern "C" int dcu_conv2d_tc(dcu_ctx *c, const dcu_conv *s, const float *x, const void *w, int wt, const float *bias,
                              float *y) {
     int eh = s->H + s->pad_t + s->pad_b - s->dil_h * (s->KH - 1) - 1;
@@ -131,3 +136,4 @@ extern "C" int dcu_conv2d_tc(dcu_ctx *c, const dcu_conv *s, const float *x, cons
                                                                           bias, y);
     return dcu_check_launch(c, wt == 1 ? "k_conv_tc<f16>" : "k_conv_tc<bf16>");
 }
+#endif /* DCU_EMULATE */
