@@ -207,13 +207,13 @@ DA_OP_FORWARD(download, (da_backend * be, float *host, const float *src, size_t 
 #undef DA_OP_FORWARD
 
 /* ---- wrappers of the optional ops (appended block: sampling ops and graphs) ---------------------- */
-static inline bool da_op_missing(da_backend *be, const void *fn, const char *name) {
-    if (fn) return false;
+static inline bool da_op_missing(da_backend *be, bool present, const char *name) {
+    if (present) return false;
     da_backend_fail(be, DA_ERR_UNSUPPORTED, "the %s backend has no %s op", be->ops->name, name);
     return true;
 }
 static inline void da_op_lincomb(da_backend *be, float *y, int k, const float *a, const float *const *x, size_t n) {
-    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->lincomb, "lincomb")) return;
+    if (da_op_skip(be) || da_op_missing(be, be->ops->lincomb != NULL, "lincomb")) return;
     if (k < 1 || k > DK_LINCOMB_MAX) {
         da_backend_fail(be, DA_ERR_INVALID_ARG, "lincomb: %d terms (1..%d)", k, DK_LINCOMB_MAX);
         return;
@@ -222,17 +222,17 @@ static inline void da_op_lincomb(da_backend *be, float *y, int k, const float *a
 }
 static inline void da_op_cfg_combine(da_backend *be, float *y, const float *uncond, const float *cond,
                                      const float *img, float g, float g_img, size_t n) {
-    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->cfg_combine, "cfg_combine")) return;
+    if (da_op_skip(be) || da_op_missing(be, be->ops->cfg_combine != NULL, "cfg_combine")) return;
     be->ops->cfg_combine(be, y, uncond, cond, img, g, g_img, n);
 }
 static inline void da_op_philox_normal(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first,
                                        size_t n, float mean, float std) {
-    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->philox_normal, "philox_normal")) return;
+    if (da_op_skip(be) || da_op_missing(be, be->ops->philox_normal != NULL, "philox_normal")) return;
     be->ops->philox_normal(be, y, seed, stream, first, n, mean, std);
 }
 static inline void da_op_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
                                       float *cur_x0, const float *prev_x0, size_t n) {
-    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->sampler_step, "sampler_step")) return;
+    if (da_op_skip(be) || da_op_missing(be, be->ops->sampler_step != NULL, "sampler_step")) return;
     if ((st->noisy && !noise) || (st->uses_x0 && !cur_x0) || (st->kind == DK_STEP_DPM_SECOND && !prev_x0)) {
         da_backend_fail(be, DA_ERR_INVALID_ARG, "sampler_step: step kind %d needs %s", st->kind,
                         st->noisy && !noise ? "noise" : "the x0 buffers");
@@ -241,7 +241,7 @@ static inline void da_op_sampler_step(da_backend *be, const dk_step *st, float *
     be->ops->sampler_step(be, st, x, m, noise, cur_x0, prev_x0, n);
 }
 static inline void da_op_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
-    if (da_op_skip(be) || da_op_missing(be, (const void *)be->ops->model_input, "model_input")) return;
+    if (da_op_skip(be) || da_op_missing(be, be->ops->model_input != NULL, "model_input")) return;
     be->ops->model_input(be, p, y, x, n);
 }
 /* Graphs return the status (also sticky). A backend without graphs (the CPU) answers
@@ -249,17 +249,17 @@ static inline void da_op_model_input(da_backend *be, const dk_model_input *p, fl
 static inline bool da_backend_has_graphs(const da_backend *be) { return be->ops->graph_begin != NULL; }
 static inline da_status da_op_graph_begin(da_backend *be) {
     if (da_op_skip(be)) return be->st;
-    if (da_op_missing(be, (const void *)be->ops->graph_begin, "graph_begin")) return be->st;
+    if (da_op_missing(be, be->ops->graph_begin != NULL, "graph_begin")) return be->st;
     return be->ops->graph_begin(be);
 }
 static inline da_status da_op_graph_end(da_backend *be) {
     if (be->planning) return be->st;
-    if (da_op_missing(be, (const void *)be->ops->graph_end, "graph_end")) return be->st;
+    if (da_op_missing(be, be->ops->graph_end != NULL, "graph_end")) return be->st;
     return be->ops->graph_end(be); /* runs even after an error so the recording is always closed */
 }
 static inline da_status da_op_graph_replay(da_backend *be) {
     if (da_op_skip(be)) return be->st;
-    if (da_op_missing(be, (const void *)be->ops->graph_replay, "graph_replay")) return be->st;
+    if (da_op_missing(be, be->ops->graph_replay != NULL, "graph_replay")) return be->st;
     return be->ops->graph_replay(be);
 }
 
