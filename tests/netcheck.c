@@ -102,6 +102,28 @@ static da_status tc_conv2d(da_backend *be, const dk_conv2d *s, const float *x, c
     return st;
 }
 
+/* v2's default tensor-core attention rounds Q, K and V to f16 whatever the model's dtype (P too, which is
+ * not emulated: it adds at most the same 2^-11 per weight). Each operand is copied over its strided
+ * extent, rounded, and handed to the CPU kernel at the same offsets. */
+static size_t attn_extent(size_t batch_stride, size_t row_stride, int batch, int rows, size_t row) {
+    return (size_t)(batch - 1) * batch_stride + (size_t)(rows - 1) * row_stride + row;
+}
+
+static da_status tc_attention(da_backend *be, const dk_attn_params *p, const float *q, const float *k, const float *v,
+                              float *o) {
+    size_t row = (size_t)p->heads * p->head_dim;
+    size_t qr = p->q_row ? p->q_row : row, kr = p->k_row ? p->k_row : row, vr = p->v_row ? p->v_row : row;
+    size_t qb = p->q_batch ? p->q_batch : (size_t)p->nq * qr, kb = p->k_batch ? p->k_batch : (size_t)p->nk * kr;
+    size_t vb = p->v_batch ? p->v_batch : (size_t)p->nk * vr;
+    float *rq = rounded_copy(q, attn_extent(qb, qr, p->batch, p->nq, row), DK_F16);
+    float *rk = rounded_copy(k, attn_extent(kb, kr, p->batch, p->nk, row), DK_F16);
+    float *rv = rounded_copy(v, attn_extent(vb, vr, p->batch, p->nk, row), DK_F16);
+    da_status st = rq && rk && rv ? g_cpu_ops->attention(be, p, rq, rk, rv, o)
+                                  : da_backend_fail(be, DA_ERR_NOMEM, "cpu-tc attention: out of memory");
+    free(rq), free(rk), free(rv);
+    return st;
+}
+
 da_backend *nc_backend_new(const char *name, da_error *err) {
     if (strcmp(name, "cpu-tc")) return da_backend_new(name, err);
     da_backend *be = da_backend_cpu_new();
@@ -115,6 +137,7 @@ da_backend *nc_backend_new(const char *name, da_error *err) {
         g_tc_ops.name = "cpu-tc";
         g_tc_ops.linear = tc_linear;
         g_tc_ops.conv2d = tc_conv2d;
+        g_tc_ops.attention = tc_attention;
     }
     be->ops = &g_tc_ops; /* no destroy: da_backend_free frees it as a CPU backend */
     return be;

@@ -29,7 +29,8 @@ void nc_out_free(nc_out *o);
 /* da_backend_new, plus one test-only name: "cpu-tc", the CPU backend with the CUDA backend's GEMM input
  * rounding emulated (before every linear and conv2d with 16-bit weights the f32 activations are
  * rounded to the weight's type, RNE, as kernels/cuda/gemm.cu does before its tensor-core GEMM with
- * f32 accumulation). Running a network on it against "cpu" shows, without a GPU, the error the CUDA
+ * f32 accumulation; attention's Q, K, V rounded to f16 for every model, as the default v2 tensor-core
+ * attention does). Running a network on it against "cpu" shows, without a GPU, the error the CUDA
  * backend's precision choice must produce, so the GPU suite's tolerances can be checked here. */
 da_backend *nc_backend_new(const char *name, da_error *err);
 
