@@ -138,6 +138,8 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     u->n_levels = n;
     u->layers_per_block = lpb;
     u->cross_attention_dim = 0;
+    for (int i = n; i < DA_MAX_LEVELS; i++) /* levels the model lacks: as the presets leave them */
+        u->block_out_channels[i] = u->heads[i] = u->transformer_depth[i] = 0, u->level_has_attn[i] = false;
     /* SDXL text_time conditioning: add_embedding.linear_1 <-> label_emb.0.0 [time_embed_dim, adm_in] */
     r = S ? shape_of(m, C, sh, "%slabel_emb.0.0.weight", P) : shape_of(m, C, sh, "add_embedding.linear_1.weight");
     const bool xl = r >= 0;
@@ -324,6 +326,8 @@ static da_status unet_from_json(const da_json *j, const char *path, da_unet_conf
     int n = jints(j, "block_out_channels", u->block_out_channels, DA_MAX_LEVELS);
     if (n < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: block_out_channels missing or not 1..%d integers", path, DA_MAX_LEVELS);
     u->n_levels = n;
+    for (int i = n; i < DA_MAX_LEVELS; i++) /* levels the model lacks: as the presets leave them */
+        u->block_out_channels[i] = u->heads[i] = u->transformer_depth[i] = 0, u->level_has_attn[i] = false;
     const da_json *dt = da_json_get(j, "down_block_types");
     if (!dt || dt->type != DA_JSON_ARRAY || dt->n != (size_t)n)
         return da_err_set(err, DA_ERR_FORMAT, "%s: down_block_types must list %d block types", path, n);
