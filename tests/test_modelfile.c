@@ -20,6 +20,7 @@
 #include "safetensors.h"
 #include "testutil.h"
 #include "util.h"
+#include "vae.h"
 
 static const char *const TINY[] = {"tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "tiny-clip-vit-l14", "tiny-sdxl"};
 static const da_dtype DTYPES[] = {DA_F32, DA_F16, DA_BF16};
@@ -825,6 +826,84 @@ START_TEST(test_sdxl_recognition) {
 }
 END_TEST
 
+/* da_model_open_ex with a replacement VAE: its tensors replace the model's (byte for byte, whatever
+ * its naming), its config's scaling_factor wins, a file without config keeps the model's; a
+ * non-VAE or a VAE of another structure is refused naming the file. */
+START_TEST(test_replacement_vae) {
+    char *dir = da_test_tmpdir("model");
+    char *ps = mk(dir, "tiny-sdxl", DA_LAYOUT_SINGLE, DA_F16, 3, NULL);
+    char *p15 = mk(dir, "tiny-sd15", DA_LAYOUT_DIFFUSERS, DA_F32, 4, NULL); /* same kl-f8 structure, scale 0.18215 */
+    char *p15s = mk(dir, "tiny-sd15", DA_LAYOUT_SINGLE, DA_BF16, 5, NULL);
+    char vdir[1024], vfile[1024], lone[1024], unet[1024];
+    snprintf(vdir, sizeof vdir, "%s/vae", p15);
+    snprintf(vfile, sizeof vfile, "%s/vae/diffusion_pytorch_model.safetensors", p15);
+    snprintf(lone, sizeof lone, "%s/ldm-vae.safetensors", dir);
+    snprintf(unet, sizeof unet, "%s/unet", p15);
+    rewrite(p15s, lone, NULL, "first_stage_model.", NULL); /* a lone ldm VAE (vae-ft-mse style) */
+    const char *srcs[3] = {vdir, vfile, lone};
+    const float scale[3] = {0.18215f, 0.13025f, 0.13025f};
+    da_error e;
+    for (int k = 0; k < 3; k++) {
+        da_model_open_opts o;
+        da_model_open_opts_init(&o);
+        o.vae = srcs[k];
+        da_model_file *m, *v;
+        ck_assert_msg(da_model_open_ex(ps, &o, &m, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_model_open(srcs[k], &v, &e) == DA_OK, "%s", e.msg);
+        ck_assert_float_eq_tol(m->cfg.vae.scaling_factor, scale[k], 1e-7f);
+        size_t n = 0;
+        for (size_t i = 0; i < da_spec_count(m->spec); i++) {
+            const da_tensor_spec *t = da_spec_at(m->spec, i);
+            if (t->comp != DA_COMP_VAE) continue;
+            const da_st_tensor *x = da_model_tensor(m, t), *y = da_model_tensor(v, da_spec_find(v->spec, DA_COMP_VAE, t->name));
+            ck_assert_msg(x && y && x->nbytes == y->nbytes && x->dtype == y->dtype && !memcmp(x->data, y->data, x->nbytes),
+                          "%s: %s not taken from %s", ps, t->name, srcs[k]);
+            n++;
+        }
+        ck_assert_uint_eq(n, da_spec_count_in(m->spec, DA_COMP_VAE, DA_LAYOUT_DIFFUSERS));
+        /* the VAE binds from the replacement whatever its naming (mixed layouts) and decodes like it */
+        da_vae *va, *vb;
+        ck_assert_msg(da_vae_load(m, &va, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_vae_load(v, &vb, &e) == DA_OK, "%s", e.msg);
+        static float z[4 * 8 * 8], ya[3 * 64 * 64], yb[3 * 64 * 64];
+        for (size_t i = 0; i < sizeof z / sizeof z[0]; i++) z[i] = sinf(0.3f * (float)i);
+        da_backend *be = da_backend_cpu_new();
+        da_arena ar = {0};
+        ck_assert_msg(da_vae_decode(va, be, &ar, z, 1, 8, 8, ya, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_vae_decode(vb, be, &ar, z, 1, 8, 8, yb, &e) == DA_OK, "%s", e.msg);
+        ck_assert_mem_eq(ya, yb, sizeof ya);
+        da_arena_free(&ar);
+        da_backend_free(be);
+        da_vae_free(va);
+        da_vae_free(vb);
+        /* the rest stays the model's */
+        ck_assert_ptr_eq(da_model_tensor(m, da_spec_find(m->spec, DA_COMP_UNET, "conv_in.weight"))->data,
+                         da_st_find(m->parts[0].st, "model.diffusion_model.input_blocks.0.0.weight")->data);
+        da_model_close(v);
+        da_model_close(m);
+    }
+    da_model_open_opts o;
+    da_model_open_opts_init(&o);
+    da_model_file *m = (da_model_file *)1;
+    o.vae = unet;
+    ck_assert_int_eq(da_model_open_ex(ps, &o, &m, &e), DA_ERR_FORMAT);
+    ck_assert_msg(m == NULL && strstr(e.msg, "not a VAE") && strstr(e.msg, unet), "%s", e.msg);
+    char *pxl = mk(dir, "tiny-sdxl", DA_LAYOUT_DIFFUSERS, DA_F32, 6, NULL);
+    char other[1024];
+    snprintf(other, sizeof other, "%s/vae/config.json", pxl);
+    edit_json(other, "\"block_out_channels\": [32, 64, 128, 128]", "\"block_out_channels\": [32, 64, 128, 96]");
+    snprintf(other, sizeof other, "%s/vae", pxl);
+    o.vae = other;
+    ck_assert_int_ne(da_model_open_ex(ps, &o, &m, &e), DA_OK); /* its own weights no longer match its config */
+    ck_assert_ptr_null(m);
+    o.vae = "/nonexistent/vae";
+    ck_assert_int_eq(da_model_open_ex(ps, &o, &m, &e), DA_ERR_NOT_FOUND);
+    ck_assert_msg(strstr(e.msg, "replacement VAE"), "%s", e.msg);
+    da_rmtree(dir);
+    free(dir), free(ps), free(p15), free(p15s), free(pxl);
+}
+END_TEST
+
 static Suite *modelfile_suite(void) {
     Suite *s = suite_create("modelfile");
     TCase *fast = da_tcase("spec", "fast", 30);
@@ -839,6 +918,7 @@ static Suite *modelfile_suite(void) {
     TCase *model = da_tcase("files", "model", 60);
     tcase_add_loop_test(model, test_mkmodel_every_tiny_layout_dtype, 0, (int)(sizeof TINY / sizeof TINY[0]));
     tcase_add_test(model, test_sdxl_recognition);
+    tcase_add_test(model, test_replacement_vae);
     tcase_add_test(model, test_components_and_broken_models);
     tcase_add_test(model, test_cli_mkmodel_inspect);
     suite_add_tcase(s, model);
