@@ -776,6 +776,9 @@ START_TEST(test_sdxl_recognition) {
         char d[512];
         da_config_describe(&m->cfg, d, sizeof d);
         ck_assert_msg(strstr(d, "SDXL") && strstr(d, "transformer depth 1/2/3") && strstr(d, "text_time"), "%s", d);
+        da_vae *va; /* the SD VAE binds from either layout of an SDXL model */
+        ck_assert_msg(da_vae_load(m, &va, &e) == DA_OK, "%s", e.msg);
+        da_vae_free(va);
         da_model_close(m);
     }
     /* no transformer_layers_per_block in config.json: counted from the tensor names */
