@@ -150,7 +150,7 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     if (xl) {
         if ((st = need(r, 2, "add_embedding.linear_1.weight (label_emb.0.0)", m, err))) return st;
         u->addition_embed_dim = (int)sh[1];
-        u->addition_time_embed_dim = 256; /* SDXL's; sdxl_time_dims() refines it when text_encoder_2 is known */
+        u->addition_time_embed_dim = 256; /* SDXL's; sdxl_fill() derives it from the pooled width */
     }
     u->linear_proj = false;
     for (int i = 0; i < n; i++) {
