@@ -1,6 +1,7 @@
 /* netcheck.c - networks and pipelines on a named backend with fixed inputs (see netcheck.h). */
 #include "netcheck.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,7 +173,7 @@ da_status nc_unet(const char *model, const char *backend, int B, int h, int w, n
     if (st) return st;
     da_unet *u = NULL;
     da_unet_ctx *c = NULL;
-    float *x = NULL, *ctx = NULL, *again = NULL, t[16];
+    float *x = NULL, *ctx = NULL, *again = NULL, *te = NULL, *ti = NULL, t[16];
     if ((st = da_unet_load_on(m, be, &u, err))) goto done;
     const da_unet_config *cfg = da_unet_config_of(u);
     da_unet_shape s = {B, cfg->in_channels, h, w, 77, cfg->cross_attention_dim};
@@ -185,15 +186,25 @@ da_status nc_unet(const char *model, const char *backend, int B, int h, int w, n
     static const float ts[4] = {999.0f, 1.5f, 500.0f, 37.25f};
     for (int i = 0; i < B && i < 16; i++) t[i] = ts[i % 4];
     float *y = nc_add(o, "eps", ny);
-    if (B > 16 || !x || !ctx || !again || !y || !(c = da_unet_ctx_new(u, be))) {
+    /* SDXL's added conditioning: pooled text embeds and the six micro-conditioning values */
+    const bool sdxl = cfg->addition_embed_dim > 0;
+    const int Dt = sdxl ? cfg->addition_embed_dim - 6 * cfg->addition_time_embed_dim : 0;
+    if (sdxl) {
+        te = nc_buf(&r, (size_t)B * Dt, -1.0f, 1.0f);
+        ti = malloc(sizeof *ti * 6 * B);
+        static const float mc[6] = {1024, 1024, 0, 0, 1024, 1024};
+        for (int i = 0; ti && i < 6 * B; i++) ti[i] = mc[i % 6] - 64.0f * (i / 6);
+    }
+    da_unet_added ad = {te, ti};
+    if (B > 16 || !x || !ctx || !again || !y || (sdxl && (!te || !ti)) || !(c = da_unet_ctx_new(u, be))) {
         st = da_err_set(err, DA_ERR_NOMEM, "nc_unet: out of memory (or batch > 16)");
         goto done;
     }
-    if ((st = da_unet_forward(c, &s, x, t, ctx, y, err))) goto done;
-    if ((st = da_unet_forward(c, &s, x, t, ctx, again, err))) goto done;
+    if ((st = da_unet_forward_added(c, &s, x, t, ctx, sdxl ? &ad : NULL, y, err))) goto done;
+    if ((st = da_unet_forward_added(c, &s, x, t, ctx, sdxl ? &ad : NULL, again, err))) goto done;
     st = same_twice("unet", y, again, ny, err);
 done:
-    free(x), free(ctx), free(again);
+    free(x), free(ctx), free(again), free(te), free(ti);
     da_unet_ctx_free(c);
     da_unet_free(u);
     da_backend_free(be);

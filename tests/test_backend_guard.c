@@ -28,7 +28,7 @@
 #include "unet.h"
 #include "util.h"
 
-static char *g_dir, *g_sd, *g_ip2p, *g_clip, *g_sd16, *g_sdbf;
+static char *g_dir, *g_sd, *g_ip2p, *g_clip, *g_sd16, *g_sdbf, *g_sdxl;
 
 static void make_models(void) {
     da_error err;
@@ -41,6 +41,8 @@ static void make_models(void) {
     if (!g_clip) fprintf(stderr, "# mkmodel tiny-clip: %s\n", err.msg);
     g_sd16 = nc_make_model(g_dir, "sd16", "tiny-sd15", DA_F16, 34, &err);
     g_sdbf = nc_make_model(g_dir, "sdbf", "tiny-sd15", DA_BF16, 35, &err);
+    g_sdxl = nc_make_model(g_dir, "sdxl", "tiny-sdxl", DA_F32, 36, &err);
+    if (!g_sdxl) fprintf(stderr, "# mkmodel tiny-sdxl: %s\n", err.msg);
 }
 
 /* One thread: the guard makes two mprotect calls per op, and on a loaded machine waking OpenMP
@@ -49,7 +51,7 @@ static void one_thread(void) { omp_set_num_threads(1); }
 
 static void remove_models(void) {
     da_rmtree(g_dir);
-    free(g_dir), free(g_sd), free(g_ip2p), free(g_clip), free(g_sd16), free(g_sdbf);
+    free(g_dir), free(g_sd), free(g_ip2p), free(g_clip), free(g_sd16), free(g_sdbf), free(g_sdxl);
 }
 
 /* Every output of `guard` must equal the same output of `cpu` bit for bit. */
@@ -198,6 +200,12 @@ START_TEST(test_unet_parity) {
     ck_assert_msg(nc_unet(g_ip2p, "cpu", 3, 8, 16, &c, &e) == DA_OK, "cpu: %s", e.msg);
     ck_assert_msg(nc_unet(g_ip2p, "guard", 3, 8, 16, &g, &e) == DA_OK, "guard: %s", e.msg);
     assert_identical("ip2p unet", &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+    /* SDXL: linear projections, several transformer layers, the text_time added conditioning */
+    ck_assert_ptr_nonnull(g_sdxl);
+    ck_assert_msg(nc_unet(g_sdxl, "cpu", 2, 8, 8, &c, &e) == DA_OK, "cpu: %s", e.msg);
+    ck_assert_msg(nc_unet(g_sdxl, "guard", 2, 8, 8, &g, &e) == DA_OK, "guard: %s", e.msg);
+    assert_identical("sdxl unet", &c, &g);
     nc_out_free(&c), nc_out_free(&g);
 }
 END_TEST

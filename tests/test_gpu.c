@@ -798,6 +798,7 @@ static void net_parity(const char *what, const char *preset, net_runner fn) {
 START_TEST(test_network_tolerances_emulated) {
     net_parity_on("cpu-tc", "unet", "tiny-sd15", run_unet_2x8x8, true);
     net_parity_on("cpu-tc", "ip2p unet", "tiny-ip2p", run_unet_2x8x8, true);
+    net_parity_on("cpu-tc", "sdxl unet", "tiny-sdxl", run_unet_2x8x8, true);
     net_parity_on("cpu-tc", "vae", "tiny-sd15", nc_vae, true);
     net_parity_on("cpu-tc", "clip text", "tiny-clip-vit-b32", nc_clip_text, true);
     net_parity_on("cpu-tc", "clip vision", "tiny-clip-vit-b32", nc_clip_vision, true);
@@ -808,6 +809,7 @@ START_TEST(test_gpu_unet_tiny) {
     GPU_OR_SKIP();
     net_parity("unet", "tiny-sd15", run_unet_2x8x8);
     net_parity("ip2p unet", "tiny-ip2p", run_unet_2x8x8);
+    net_parity("sdxl unet", "tiny-sdxl", run_unet_2x8x8);
 }
 END_TEST
 
