@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
         /* a short prompt and padding, as the tokenizer gives: <|startoftext|> ... <|endoftext|>... */
         for (int i = 0; i < text_b * L; i++) ids[i] = i % L == 0 ? 49406 : i % L < 8 ? 320 + i % L : 49407;
         float *hid = malloc(sizeof(float) * text_b * L * D), *pool = malloc(sizeof(float) * text_b * D);
-        text_ctx c = {t, be, &a, ids, text_b, L, {hid, pool, NULL}};
+        text_ctx c = {t, be, &a, ids, text_b, L, {.last_hidden_state = hid, .pooler_output = pool}};
         double s = bench_median(run_text, &c, reps, 2.0);
         printf("clip_text B=%d L=%d D=%d layers=%d arena_MB %.2f scratch_MB %.2f median_ms %.1f\n", text_b, L, D,
                da_clip_text_cfg(t)->num_layers, a.cap / 1048576.0, be->ws_bytes / 1048576.0, 1e3 * s);

@@ -151,14 +151,65 @@ static da_status fill_tensor(void *vctx, void *dst, size_t nbytes, da_error *err
     return DA_OK;
 }
 
+/* A single-file tensor with a transform (OpenCLIP packed in_proj / transposed text_projection):
+ * the stored tensor is assembled from its canonical parts' values, so both layouts of one seed
+ * hold the same numbers. */
+typedef struct xform_ctx {
+    fill_ctx base;             /* base.t: the first part */
+    const da_tensor_spec *parts[4];
+    size_t n_parts;
+    uint64_t stored_numel;
+} xform_ctx;
+
+static da_status fill_xform(void *vctx, void *dst, size_t nbytes, da_error *err) {
+    const xform_ctx *x = vctx;
+    const fill_ctx *c = &x->base;
+    size_t es = da_dtype_size(c->dtype);
+    if (nbytes != x->stored_numel * es || (c->dtype != DA_F32 && c->dtype != DA_F16 && c->dtype != DA_BF16))
+        return da_err_set(err, DA_ERR_SHAPE, "%s: writer asked for %zu bytes of %s", c->t->ldm_name, nbytes,
+                          da_dtype_name(c->dtype));
+    float *v = malloc(x->stored_numel * sizeof *v);
+    float *tmp = c->t->xf.kind == DA_XF_TRANSPOSE ? malloc(x->stored_numel * sizeof *tmp) : NULL;
+    if (!v || (c->t->xf.kind == DA_XF_TRANSPOSE && !tmp)) {
+        free(v), free(tmp);
+        return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory", c->t->ldm_name);
+    }
+    if (c->t->xf.kind == DA_XF_ROWS) {
+        /* parts in row order; each fills its rows [r0, r1) */
+        uint64_t row = x->stored_numel / (uint64_t)c->t->ldm_shape[0];
+        for (size_t k = 0; k < x->n_parts; k++) {
+            const da_tensor_spec *p = x->parts[k];
+            da_mkmodel_values(c->cfg, p, c->seed, c->jitter, 0, da_spec_numel(p), v + (uint64_t)p->xf.r0 * row);
+        }
+    } else { /* transpose: canonical [a, b] -> stored [b, a] */
+        const da_tensor_spec *p = c->t;
+        uint64_t a = (uint64_t)p->shape[0], b = (uint64_t)p->shape[1];
+        da_mkmodel_values(c->cfg, p, c->seed, c->jitter, 0, a * b, tmp);
+        for (uint64_t i = 0; i < a; i++)
+            for (uint64_t j = 0; j < b; j++) v[j * a + i] = tmp[i * b + j];
+    }
+    unsigned char *d = dst;
+    for (uint64_t i = 0; i < x->stored_numel; i++) {
+        if (c->dtype == DA_F32) memcpy(d + i * 4, &v[i], 4);
+        else {
+            uint16_t h = c->dtype == DA_F16 ? da_f32_to_f16(v[i]) : da_f32_to_bf16(v[i]);
+            memcpy(d + i * 2, &h, 2);
+        }
+    }
+    free(v), free(tmp);
+    return DA_OK;
+}
+
 /* Write the tensors of `comp` (DA_COMP_COUNT: every tensor with a single-file form) into one file. */
 static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, da_layout layout, da_component comp,
                                const char *path, da_error *err) {
-    size_t n = da_spec_count(spec), k = 0;
+    size_t n = da_spec_count(spec), k = 0, kx = 0;
     fill_ctx *ctx = calloc(n ? n : 1, sizeof *ctx);
+    xform_ctx *xctx = calloc(n ? n : 1, sizeof *xctx);
     da_st_writer *w = da_st_writer_new();
-    if (!ctx || !w) {
+    if (!ctx || !xctx || !w) {
         free(ctx);
+        free(xctx);
         da_st_writer_free(w);
         return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -170,6 +221,21 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
         int rank;
         const int64_t *shape;
         da_spec_shape(t, layout, &rank, &shape);
+        if (layout == DA_LAYOUT_SINGLE && t->xf.kind != DA_XF_NONE) {
+            if (t->xf.kind == DA_XF_ROWS && t->xf.r0 != 0) continue; /* written with its first part */
+            xform_ctx *x = &xctx[kx++];
+            x->base = (fill_ctx){da_spec_config(spec), t, p->seed, p->jitter, p->dtype};
+            x->n_parts = t->xf.kind == DA_XF_ROWS ? da_spec_parts(spec, t->ldm_name, x->parts, 4) : 1;
+            x->parts[0] = x->n_parts == 1 ? t : x->parts[0];
+            x->stored_numel = 1;
+            for (int d = 0; d < rank; d++) x->stored_numel *= (uint64_t)shape[d];
+            if (x->n_parts > 4) {
+                st = da_err_set(err, DA_ERR_INVALID_ARG, "%s: %zu parts packed in one tensor", t->ldm_name, x->n_parts);
+                break;
+            }
+            st = da_st_writer_add_lazy(w, t->ldm_name, p->dtype, rank, shape, fill_xform, x, err);
+            continue;
+        }
         fill_ctx *c = &ctx[k++];
         c->cfg = da_spec_config(spec);
         c->t = t;
@@ -181,6 +247,7 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
     if (!st) st = da_st_writer_write(w, path, err);
     da_st_writer_free(w);
     free(ctx);
+    free(xctx);
     return st;
 }
 
@@ -304,6 +371,15 @@ static da_status text_config_json(const da_model_config *cfg, da_dtype dt, const
     return write_buf(&b, dir, "config.json", err);
 }
 
+/* SDXL text_encoder_2/config.json: CLIPTextModelWithProjection (OpenCLIP bigG, exact GELU). */
+static da_status text2_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"architectures\": [\"CLIPTextModelWithProjection\"],\n");
+    text_config_body(&b, &cfg->text2, "  ");
+    da_buf_printf(&b, ",\n  \"torch_dtype\": \"%s\"\n}\n", torch_dtype_name(dt));
+    return write_buf(&b, dir, "config.json", err);
+}
+
 static da_status clip_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
     const da_clip_vision_config *v = &cfg->vision;
     da_buf b = {0};
@@ -366,8 +442,10 @@ static da_status model_index_json(const da_model_config *cfg, bool tokenizer, co
     return write_buf(&b, dir, "model_index.json", err);
 }
 
-/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs. */
-static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max_len, da_error *err) {
+/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs.
+ * pad: the pad token ("<|endoftext|>" for OpenAI CLIP / SD 1.x / SDXL tokenizer, "!" for SDXL's
+ * tokenizer_2, as stabilityai/stable-diffusion-xl-base-1.0 ships them). */
+static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max_len, const char *pad, da_error *err) {
     da_status st = da_mkdirs(dir, err);
     if (st) return st;
     static const char *const files[2] = {"vocab.json", "merges.txt"};
@@ -385,12 +463,12 @@ static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"add_prefix_space\": false,\n  \"bos_token\": \"<|startoftext|>\",\n  \"do_lower_case\": true,\n");
     da_buf_printf(&b, "  \"eos_token\": \"<|endoftext|>\",\n  \"errors\": \"replace\",\n  \"model_max_length\": %d,\n", max_len);
-    da_buf_printf(&b, "  \"pad_token\": \"<|endoftext|>\",\n  \"tokenizer_class\": \"CLIPTokenizer\",\n");
+    da_buf_printf(&b, "  \"pad_token\": \"%s\",\n  \"tokenizer_class\": \"CLIPTokenizer\",\n", pad);
     da_buf_printf(&b, "  \"unk_token\": \"<|endoftext|>\"\n}\n");
     st = write_buf(&b, dir, "tokenizer_config.json", err);
     if (st) return st;
     da_buf_printf(&b, "{\n  \"bos_token\": \"<|startoftext|>\",\n  \"eos_token\": \"<|endoftext|>\",\n");
-    da_buf_printf(&b, "  \"pad_token\": \"<|endoftext|>\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n");
+    da_buf_printf(&b, "  \"pad_token\": \"%s\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n", pad);
     return write_buf(&b, dir, "special_tokens_map.json", err);
 }
 
@@ -406,6 +484,20 @@ static da_status component_folder(const da_spec *spec, const da_mkmodel_params *
     if (st) da_err_prefix(err, "%s", sub);
     free(w);
     free(d);
+    return st;
+}
+
+/* SDXL's second text encoder and its tokenizer: text_encoder_2/ (CLIPTextModelWithProjection) and
+ * tokenizer_2/ (pad "!", id 0). */
+static da_status sdxl_text2_files(const da_spec *spec, const da_mkmodel_params *p, const char *path, da_error *err) {
+    da_status st = component_folder(spec, p, path, "text_encoder_2", text2_config_json, "model.safetensors",
+                                    DA_COMP_TEXT_ENCODER_2, err);
+    if (!st && p->vocab_dir) {
+        char *td = da_path_join(path, "tokenizer_2");
+        st = td ? tokenizer_files(p->vocab_dir, td, da_spec_config(spec)->text2.max_positions, "!", err)
+                : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+        free(td);
+    }
     return st;
 }
 
@@ -434,7 +526,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
         st = w ? clip_config_json(&cfg, p->dtype, path, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
         if (!st) st = clip_preprocessor_json(&cfg, path, err);
         if (!st) st = write_weights(spec, p, DA_LAYOUT_DIFFUSERS, DA_COMP_CLIP, w, err);
-        if (!st && p->vocab_dir) st = tokenizer_files(p->vocab_dir, path, cfg.text.max_positions, err);
+        if (!st && p->vocab_dir) st = tokenizer_files(p->vocab_dir, path, cfg.text.max_positions, "<|endoftext|>", err);
         free(w);
     } else if (!st) {
         st = component_folder(spec, p, path, "unet", unet_config_json, "diffusion_pytorch_model.safetensors", DA_COMP_UNET,
@@ -445,13 +537,14 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
         if (!st)
             st = component_folder(spec, p, path, "text_encoder", text_config_json, "model.safetensors",
                                   DA_COMP_TEXT_ENCODER, err);
+        if (!st && cfg.family == DA_FAMILY_SDXL) st = sdxl_text2_files(spec, p, path, err);
         char *sd = st ? NULL : da_path_join(path, "scheduler");
         if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
         if (!st) st = scheduler_json(&cfg, sd, err);
         free(sd);
         if (!st && p->vocab_dir) {
             char *td = da_path_join(path, "tokenizer");
-            st = td ? tokenizer_files(p->vocab_dir, td, cfg.text.max_positions, err)
+            st = td ? tokenizer_files(p->vocab_dir, td, cfg.text.max_positions, "<|endoftext|>", err)
                     : da_err_set(err, DA_ERR_NOMEM, "out of memory");
             free(td);
         }

@@ -47,8 +47,9 @@ const da_model_part *da_model_part_of(const da_model_file *m, da_component c) {
 bool da_model_has(const da_model_file *m, da_component c) {
     if (m->component != DA_COMP_COUNT) return c == m->component;
     if (m->kind == DA_KIND_CLIP_FOLDER) return c == DA_COMP_CLIP;
-    if (m->kind == DA_KIND_SD_SINGLE) return c != DA_COMP_CLIP;
-    return c == DA_COMP_UNET || c == DA_COMP_VAE || c == DA_COMP_TEXT_ENCODER;
+    const bool xl = m->cfg.family == DA_FAMILY_SDXL;
+    if (m->kind == DA_KIND_SD_SINGLE) return c != DA_COMP_CLIP && (c != DA_COMP_TEXT_ENCODER_2 || xl);
+    return c == DA_COMP_UNET || c == DA_COMP_VAE || c == DA_COMP_TEXT_ENCODER || (c == DA_COMP_TEXT_ENCODER_2 && xl);
 }
 
 /* Look a key up (layout naming) in the file of component c; a lone ldm VAE lacks the prefix. */
@@ -220,6 +221,11 @@ static int heads_rule(int hidden) { return hidden >= 64 && hidden % 64 == 0 ? hi
 
 static da_status infer_text(const da_model_file *m, da_clip_text_config *t, da_error *err) {
     const char *P = m->layout == DA_LAYOUT_SINGLE ? "cond_stage_model.transformer.text_model." : "text_model.";
+    int64_t probe[4];
+    if (m->layout == DA_LAYOUT_SINGLE &&
+        shape_of(m, DA_COMP_TEXT_ENCODER, probe, "conditioner.embedders.0.transformer.text_model.embeddings."
+                 "token_embedding.weight") >= 0)
+        P = "conditioner.embedders.0.transformer.text_model."; /* SDXL's CLIP ViT-L/14 */
     const da_component C = DA_COMP_TEXT_ENCODER;
     int64_t sh[4];
     da_status st;
@@ -243,6 +249,48 @@ static da_status infer_text(const da_model_file *m, da_clip_text_config *t, da_e
     t->intermediate_size = inter;
     t->max_positions = pos;
     t->projection_dim = hidden;
+    return DA_OK;
+}
+
+/* SDXL's OpenCLIP ViT-bigG/14 text tower from the shapes of a single file's
+ * conditioner.embedders.1.model.* (open_clip naming, see modelspec.c build_text2). Heads by the
+ * 64-wide rule (bigG: 1280 / 64 = 20); open_clip's text tower uses exact GELU, and the ids of
+ * stable-diffusion-xl-base-1.0's text_encoder_2/config.json (bos 0, eos 2: legacy argmax pooling,
+ * pad 1). */
+static da_status infer_text2(const da_model_file *m, da_clip_text_config *t, da_error *err) {
+    const char *P = "conditioner.embedders.1.model.";
+    const da_component C = DA_COMP_TEXT_ENCODER_2;
+    int64_t sh[4];
+    da_status st;
+    if ((st = need(shape_of(m, C, sh, "%stoken_embedding.weight", P), 2, "embedders.1 token_embedding", m, err)))
+        return st;
+    int vocab = (int)sh[0], hidden = (int)sh[1];
+    if ((st = need(shape_of(m, C, sh, "%spositional_embedding", P), 2, "embedders.1 positional_embedding", m, err)))
+        return st;
+    int pos = (int)sh[0];
+    int layers = 0;
+    while (layers < 256 && shape_of(m, C, sh, "%stransformer.resblocks.%d.ln_1.weight", P, layers) >= 0) layers++;
+    if ((st = need(shape_of(m, C, sh, "%stransformer.resblocks.0.mlp.c_fc.weight", P), 2,
+                   "embedders.1 transformer.resblocks.0.mlp.c_fc.weight", m, err)))
+        return st;
+    int inter = (int)sh[0];
+    if ((st = need(shape_of(m, C, sh, "%stext_projection", P), 2, "embedders.1 text_projection", m, err))) return st;
+    if (sh[0] != hidden)
+        return da_err_set(err, DA_ERR_SHAPE, "%s: %stext_projection is [%lld, %lld]; open_clip stores [width %d, "
+                          "projection]", m->path, P, (long long)sh[0], (long long)sh[1], hidden);
+    int proj = (int)sh[1];
+    if (layers < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: %stransformer has no resblocks", m->path, P);
+    da_model_config tmp;
+    da_config_preset("sd15", &tmp);
+    *t = tmp.text;
+    t->vocab_size = vocab;
+    t->hidden_size = hidden;
+    t->num_layers = layers;
+    t->num_heads = heads_rule(hidden);
+    t->intermediate_size = inter;
+    t->max_positions = pos;
+    t->projection_dim = proj;
+    snprintf(t->hidden_act, sizeof t->hidden_act, "gelu");
     return DA_OK;
 }
 
@@ -369,6 +417,21 @@ static void text_from_json(const da_json *j, da_clip_text_config *t) {
     t->pad_token_id = jint(j, "pad_token_id", 1);
 }
 
+/* SDXL text_encoder_2/config.json (CLIPTextModelWithProjection). The class default hidden_act is
+ * quick_gelu; the released bigG config says "gelu" and is followed as written. */
+static da_status text2_from_json(const da_json *j, const char *path, da_clip_text_config *t, da_error *err) {
+    const da_json *arch = da_json_get(j, "architectures");
+    const char *a0 = arch && arch->type == DA_JSON_ARRAY && arch->n && arch->items[0].type == DA_JSON_STRING
+                         ? arch->items[0].str
+                         : NULL;
+    if (!a0 || strcmp(a0, "CLIPTextModelWithProjection"))
+        return da_err_set(err, DA_ERR_FORMAT, "%s: text_encoder_2 must be a CLIPTextModelWithProjection (architectures "
+                          "says %s)", path, a0 ? a0 : "nothing");
+    text_from_json(j, t);
+    if (t->projection_dim < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: projection_dim %d", path, t->projection_dim);
+    return DA_OK;
+}
+
 static void vision_from_json(const da_json *j, da_clip_vision_config *v) {
     v->image_size = jint(j, "image_size", 224);
     v->patch_size = jint(j, "patch_size", 32);
@@ -450,6 +513,7 @@ static bool component_of_json(const da_json *j, da_component *c) {
     if (cls && !strcmp(cls, "UNet2DConditionModel")) *c = DA_COMP_UNET;
     else if (cls && !strcmp(cls, "AutoencoderKL")) *c = DA_COMP_VAE;
     else if ((mt && !strcmp(mt, "clip")) || (a0 && !strcmp(a0, "CLIPModel"))) *c = DA_COMP_CLIP;
+    else if (a0 && !strcmp(a0, "CLIPTextModelWithProjection")) *c = DA_COMP_TEXT_ENCODER_2;
     else if ((mt && !strcmp(mt, "clip_text_model")) || (a0 && !strcmp(a0, "CLIPTextModel"))) *c = DA_COMP_TEXT_ENCODER;
     else return false;
     return true;
@@ -465,6 +529,7 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
         if (m->cfg.text.hidden_size == 1024)
             return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: 1024-wide (OpenCLIP) text encoder: %s", path, SD2_MSG);
         return DA_OK;
+    case DA_COMP_TEXT_ENCODER_2: return text2_from_json(j, path, &m->cfg.text2, err);
     case DA_COMP_CLIP: {
         const da_json *tc = da_json_get(j, "text_config"), *vc = da_json_get(j, "vision_config");
         static const da_json empty = {.type = DA_JSON_OBJECT};
@@ -477,6 +542,44 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
     }
     default: return da_err_set(err, DA_ERR_INVALID_ARG, "bad component");
     }
+}
+
+/* SDXL pipeline folder: text_encoder_2/ (CLIPTextModelWithProjection config + weights) and, when
+ * present or listed by model_index.json, tokenizer_2/ (vocab.json + merges.txt; its
+ * tokenizer_config.json names the pad token). Call once the family is known to be SDXL. */
+static da_status open_text_encoder_2(da_model_file *m, const da_json *idx, da_error *err) {
+    char *d = da_path_join(m->path, "text_encoder_2");
+    da_json *cj = NULL;
+    da_status st;
+    if (!d) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    if (!da_is_dir(d)) st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: component text_encoder_2/ is missing", m->path);
+    else if (!(st = load_component_json(d, &cj, err))) {
+        st = config_component_from_json(m, DA_COMP_TEXT_ENCODER_2, cj, "text_encoder_2/config.json", err);
+        if (!st) st = open_component_dir(m, DA_COMP_TEXT_ENCODER_2, d, err);
+    }
+    if (st) da_err_prefix(err, "component text_encoder_2");
+    da_json_free(cj);
+    free(d);
+    if (st) return st;
+    const da_json *tk = idx ? da_json_get(idx, "tokenizer_2") : NULL;
+    bool want = tk && tk->type == DA_JSON_ARRAY && tk->n == 2 && tk->items[0].type == DA_JSON_STRING;
+    char *td = da_path_join(m->path, "tokenizer_2");
+    if (!td) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    if (want || da_is_dir(td)) {
+        static const char *const f[2] = {"vocab.json", "merges.txt"};
+        for (int i = 0; i < 2 && !st; i++) {
+            char *p = da_path_join(td, f[i]);
+            if (!p || !da_is_file(p))
+                st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: component tokenizer_2: %s missing", m->path, f[i]);
+            free(p);
+        }
+        if (!st) {
+            m->tokenizer_2_dir = td;
+            td = NULL;
+        }
+    }
+    free(td);
+    return st;
 }
 
 /* Pipeline folder: model_index.json + unet/ vae/ text_encoder/ (+ tokenizer/ scheduler/). */
@@ -539,6 +642,7 @@ static da_status open_pipeline(da_model_file *m, const char *index_path, da_erro
         }
     }
     free(sp);
+    if (!st && m->cfg.family == DA_FAMILY_SDXL) st = open_text_encoder_2(m, idx, err);
     da_json_free(idx);
     if (!st) {
         m->cfg_from_json = true;
@@ -676,9 +780,21 @@ void da_model_close(da_model_file *m) {
     }
     da_spec_free(m->spec);
     free(m->tokenizer_dir);
+    free(m->tokenizer_2_dir);
     free(m->scheduler_config);
     free(m->path);
     free(m);
+}
+
+/* A lone text_encoder_2 folder: the SDXL defaults for the other parts, made consistent with it. */
+static void lone_text2_defaults(da_model_config *c) {
+    da_model_config xl;
+    da_config_preset("sdxl", &xl);
+    xl.text2 = c->text2;
+    xl.unet.cross_attention_dim = xl.text.hidden_size + xl.text2.hidden_size;
+    xl.unet.addition_embed_dim = xl.text2.projection_dim + 6 * xl.unet.addition_time_embed_dim;
+    snprintf(xl.name, sizeof xl.name, "%s", c->name);
+    *c = xl;
 }
 
 da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
@@ -736,6 +852,7 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
         if (!st && da_model_has(m, DA_COMP_UNET)) st = infer_unet(m, &m->cfg.unet, err);
         if (!st && da_model_has(m, DA_COMP_VAE)) st = infer_vae(m, &m->cfg.vae, err);
         if (!st && da_model_has(m, DA_COMP_TEXT_ENCODER)) st = infer_text(m, &m->cfg.text, err);
+        if (!st && da_model_has(m, DA_COMP_TEXT_ENCODER_2)) st = infer_text2(m, &m->cfg.text2, err);
         if (!st && da_model_has(m, DA_COMP_UNET)) {
             int in = m->cfg.unet.in_channels;
             if (in == 4) m->cfg.family = DA_FAMILY_SD1;
@@ -752,6 +869,8 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
         m->cfg.text.num_heads = heads_rule(m->cfg.text.hidden_size);
     } else if (!st && m->component == DA_COMP_TEXT_ENCODER) {
         m->cfg.unet.cross_attention_dim = m->cfg.text.hidden_size;
+    } else if (!st && m->component == DA_COMP_TEXT_ENCODER_2) {
+        lone_text2_defaults(&m->cfg);
     }
     if (!st && m->cfg.family != DA_FAMILY_CLIP && da_model_has(m, DA_COMP_UNET) && da_model_has(m, DA_COMP_TEXT_ENCODER) &&
         m->cfg.unet.cross_attention_dim != m->cfg.text.hidden_size)
