@@ -304,8 +304,14 @@ static da_status unet_config_json(const da_model_config *cfg, da_dtype dt, const
         up[i] = u->level_has_attn[u->n_levels - 1 - i] ? "CrossAttnUpBlock2D" : "UpBlock2D";
     }
     da_buf b = {0};
-    da_buf_printf(&b, "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"_diffusers_version\": \"0.6.0\",\n");
-    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n  \"attention_head_dim\": ");
+    da_buf_printf(&b, "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"_diffusers_version\": \"%s\",\n",
+                  u->addition_embed_dim ? "0.19.0" : "0.6.0");
+    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n");
+    if (u->addition_embed_dim) /* SDXL: text_time added conditioning */
+        da_buf_printf(&b, "  \"addition_embed_type\": \"text_time\",\n  \"addition_embed_type_num_heads\": 64,\n"
+                          "  \"addition_time_embed_dim\": %d,\n  \"projection_class_embeddings_input_dim\": %d,\n",
+                      u->addition_time_embed_dim, u->addition_embed_dim);
+    da_buf_printf(&b, "  \"attention_head_dim\": ");
     json_ints_or_one(&b, u->heads, u->n_levels);
     da_buf_printf(&b, ",\n  \"block_out_channels\": ");
     json_ints(&b, u->block_out_channels, u->n_levels);
@@ -371,7 +377,7 @@ static da_status text_config_json(const da_model_config *cfg, da_dtype dt, const
     return write_buf(&b, dir, "config.json", err);
 }
 
-/* SDXL text_encoder_2/config.json: CLIPTextModelWithProjection (OpenCLIP bigG, exact GELU). */
+/* SDXL text_encoder_2: transformers CLIPTextModelWithProjection (OpenCLIP bigG converted). */
 static da_status text2_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"architectures\": [\"CLIPTextModelWithProjection\"],\n");
@@ -416,6 +422,11 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
     da_buf b = {0};
     if (cfg->family == DA_FAMILY_IP2P) {
         da_buf_printf(&b, "{\n  \"_class_name\": \"EulerAncestralDiscreteScheduler\",\n  \"_diffusers_version\": \"0.15.0\",\n");
+    } else if (cfg->family == DA_FAMILY_SDXL) { /* stable-diffusion-xl-base-1.0's scheduler */
+        da_buf_printf(&b, "{\n  \"_class_name\": \"EulerDiscreteScheduler\",\n  \"_diffusers_version\": \"0.19.0\",\n");
+        da_buf_printf(&b, "  \"clip_sample\": false,\n  \"interpolation_type\": \"linear\",\n  \"sample_max_value\": 1.0,\n");
+        da_buf_printf(&b, "  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n  \"timestep_spacing\": \"leading\",\n");
+        da_buf_printf(&b, "  \"use_karras_sigmas\": false,\n");
     } else {
         da_buf_printf(&b, "{\n  \"_class_name\": \"PNDMScheduler\",\n  \"_diffusers_version\": \"0.6.0\",\n");
         da_buf_printf(&b, "  \"clip_sample\": false,\n  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n");
@@ -427,7 +438,24 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
     return write_buf(&b, dir, "scheduler_config.json", err);
 }
 
+/* StableDiffusionXLPipeline's model_index.json (stable-diffusion-xl-base-1.0). */
+static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"StableDiffusionXLPipeline\",\n  \"_diffusers_version\": \"0.19.0\",\n");
+    da_buf_printf(&b, "  \"force_zeros_for_empty_prompt\": true,\n");
+    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"EulerDiscreteScheduler\"],\n");
+    da_buf_printf(&b, "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n");
+    da_buf_printf(&b, "  \"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"],\n");
+    if (tokenizer)
+        da_buf_printf(&b, "  \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"],\n"
+                          "  \"tokenizer_2\": [\"transformers\", \"CLIPTokenizer\"],\n");
+    else da_buf_printf(&b, "  \"tokenizer\": [null, null],\n  \"tokenizer_2\": [null, null],\n");
+    da_buf_printf(&b, "  \"unet\": [\"diffusers\", \"UNet2DConditionModel\"],\n  \"vae\": [\"diffusers\", \"AutoencoderKL\"]\n}\n");
+    return write_buf(&b, dir, "model_index.json", err);
+}
+
 static da_status model_index_json(const da_model_config *cfg, bool tokenizer, const char *dir, da_error *err) {
+    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, dir, err);
     da_buf b = {0};
     bool ip2p = cfg->family == DA_FAMILY_IP2P;
     da_buf_printf(&b, "{\n  \"_class_name\": \"%s\",\n  \"_diffusers_version\": \"0.6.0\",\n",
@@ -442,9 +470,8 @@ static da_status model_index_json(const da_model_config *cfg, bool tokenizer, co
     return write_buf(&b, dir, "model_index.json", err);
 }
 
-/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs.
- * pad: the pad token ("<|endoftext|>" for OpenAI CLIP / SD 1.x / SDXL tokenizer, "!" for SDXL's
- * tokenizer_2, as stabilityai/stable-diffusion-xl-base-1.0 ships them). */
+/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs;
+ * pad is the padding token (SDXL's tokenizer_2 pads with "!", the others with <|endoftext|>). */
 static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max_len, const char *pad, da_error *err) {
     da_status st = da_mkdirs(dir, err);
     if (st) return st;
@@ -487,20 +514,6 @@ static da_status component_folder(const da_spec *spec, const da_mkmodel_params *
     return st;
 }
 
-/* SDXL's second text encoder and its tokenizer: text_encoder_2/ (CLIPTextModelWithProjection) and
- * tokenizer_2/ (pad "!", id 0). */
-static da_status sdxl_text2_files(const da_spec *spec, const da_mkmodel_params *p, const char *path, da_error *err) {
-    da_status st = component_folder(spec, p, path, "text_encoder_2", text2_config_json, "model.safetensors",
-                                    DA_COMP_TEXT_ENCODER_2, err);
-    if (!st && p->vocab_dir) {
-        char *td = da_path_join(path, "tokenizer_2");
-        st = td ? tokenizer_files(p->vocab_dir, td, da_spec_config(spec)->text2.max_positions, "!", err)
-                : da_err_set(err, DA_ERR_NOMEM, "out of memory");
-        free(td);
-    }
-    return st;
-}
-
 da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err) {
     da_model_config cfg;
     if (p->cfg) cfg = *p->cfg;
@@ -537,7 +550,9 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
         if (!st)
             st = component_folder(spec, p, path, "text_encoder", text_config_json, "model.safetensors",
                                   DA_COMP_TEXT_ENCODER, err);
-        if (!st && cfg.family == DA_FAMILY_SDXL) st = sdxl_text2_files(spec, p, path, err);
+        if (!st && cfg.family == DA_FAMILY_SDXL)
+            st = component_folder(spec, p, path, "text_encoder_2", text2_config_json, "model.safetensors",
+                                  DA_COMP_TEXT_ENCODER_2, err);
         char *sd = st ? NULL : da_path_join(path, "scheduler");
         if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
         if (!st) st = scheduler_json(&cfg, sd, err);
@@ -547,6 +562,12 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
             st = td ? tokenizer_files(p->vocab_dir, td, cfg.text.max_positions, "<|endoftext|>", err)
                     : da_err_set(err, DA_ERR_NOMEM, "out of memory");
             free(td);
+            if (!st && cfg.family == DA_FAMILY_SDXL) {
+                td = da_path_join(path, "tokenizer_2");
+                st = td ? tokenizer_files(p->vocab_dir, td, cfg.text2.max_positions, "!", err)
+                        : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+                free(td);
+            }
         }
         if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, path, err);
     }

@@ -565,9 +565,8 @@ static Suite *sdxl_text_suite(void) {
     tcase_add_test(tm, test_tokenizers);
     tcase_add_test(tm, test_detection);
     tcase_add_test(tm, test_errors);
-    /* need SDXL recognition of the whole model (branch sdxl-unet): registered once it is merged */
-    (void)test_pipeline_and_single_file;
-    (void)test_single_file_detection;
+    tcase_add_test(tm, test_pipeline_and_single_file);
+    tcase_add_test(tm, test_single_file_detection);
     suite_add_tcase(s, tm);
     return s;
 }
