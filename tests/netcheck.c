@@ -264,7 +264,8 @@ da_status nc_clip_text(const char *model, const char *backend, nc_out *o, da_err
     ids = malloc(sizeof *ids * B * L);
     float *hs = nc_add(o, "last_hidden_state", (size_t)B * L * D), *pool = nc_add(o, "pooler_output", (size_t)B * D);
     float *emb = nc_add(o, "text_embeds", (size_t)B * P), *skip = nc_add(o, "clip_skip1", (size_t)B * L * D);
-    if (!ids || !hs || !pool || !emb || !skip) {
+    float *pen = nc_add(o, "penultimate", (size_t)B * L * D);
+    if (!ids || !hs || !pool || !emb || !skip || !pen) {
         st = da_err_set(err, DA_ERR_NOMEM, "nc_clip_text: out of memory");
         goto done;
     }
@@ -276,7 +277,7 @@ da_status nc_clip_text(const char *model, const char *backend, nc_out *o, da_err
                            : j < end ? (int32_t)(nc_rand(&r, 0.0f, 1.0f) * (c->vocab_size - 2))
                            : j == end ? c->vocab_size - 1 : 0;
         }
-    da_clip_text_out out = {hs, pool, emb};
+    da_clip_text_out out = {.last_hidden_state = hs, .penultimate = pen, .pooler_output = pool, .text_embeds = emb};
     if ((st = da_clip_text_forward(t, be, &a, ids, B, L, NULL, &out, err))) goto done;
     da_clip_text_opts op;
     da_clip_text_opts_init(&op);
@@ -314,7 +315,7 @@ da_status nc_clip_vision(const char *model, const char *backend, nc_out *o, da_e
         st = da_err_set(err, DA_ERR_NOMEM, "nc_clip_vision: out of memory");
         goto done;
     }
-    da_clip_vision_out out = {hs, pool, emb};
+    da_clip_vision_out out = {.last_hidden_state = hs, .pooler_output = pool, .image_embeds = emb};
     st = da_clip_vision_forward(v, be, &a, px, B, &out, err);
 done:
     free(px);

@@ -16,7 +16,7 @@
 #include "pipeline.h"
 #include "safetensors.h"
 
-#define NC_MAX_OUT 4
+#define NC_MAX_OUT 6
 
 typedef struct nc_out {
     int count;
@@ -44,8 +44,8 @@ char *nc_make_model(const char *dir, const char *name, const char *preset, da_dt
 da_status nc_unet(const char *model, const char *backend, int B, int h, int w, nc_out *o, da_error *err);
 /* VAE: encode img [2, 3, 64, 64] -> "mean", "logvar"; decode z [2, 4, 8, 8] -> "image". */
 da_status nc_vae(const char *model, const char *backend, nc_out *o, da_error *err);
-/* CLIP text tower of a CLIPModel: ids [2, 77] -> "last_hidden_state", "pooler_output", "text_embeds";
- * plus "clip_skip1" (last_hidden_state with clip_skip 1). */
+/* CLIP text tower of a CLIPModel: ids [2, 77] -> "last_hidden_state", "pooler_output", "text_embeds",
+ * "penultimate" (SDXL's hidden_states[-2]); plus "clip_skip1" (last_hidden_state with clip_skip 1). */
 da_status nc_clip_text(const char *model, const char *backend, nc_out *o, da_error *err);
 /* CLIP vision: pixels [2, 3, S, S] -> "last_hidden_state", "pooler_output", "image_embeds". */
 da_status nc_clip_vision(const char *model, const char *backend, nc_out *o, da_error *err);
