@@ -5,6 +5,7 @@
  *     first_stage_model.*, cond_stage_model.transformer.text_model.*): SD 1.x or InstructPix2Pix;
  *   - a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ [tokenizer/ scheduler/]);
  *   - a transformers CLIPModel folder (config.json + model.safetensors);
+ *   - a transformers BlipForConditionalGeneration folder (config.json + model.safetensors [+ vocab.txt]);
  *   - one component: a folder with config.json + weights (unet/, vae/, text_encoder/), or a lone
  *     .safetensors file of a UNet / VAE (diffusers or ldm naming) / CLIP text encoder.
  * SD 2.x and SDXL are recognised and refused with DA_ERR_UNSUPPORTED.
@@ -30,6 +31,7 @@ typedef enum da_model_kind {
     DA_KIND_CLIP_FOLDER,      /* transformers CLIPModel folder */
     DA_KIND_COMPONENT_FOLDER, /* one diffusers/transformers component folder (config.json + weights) */
     DA_KIND_COMPONENT_FILE,   /* one component's .safetensors without config */
+    DA_KIND_BLIP_FOLDER,      /* transformers BlipForConditionalGeneration folder */
 } da_model_kind;
 const char *da_model_kind_name(da_model_kind k);
 
@@ -52,7 +54,7 @@ typedef struct da_model_file {
     int n_parts;
     da_model_part parts[3];
     const char *ldm_prefix;    /* prefix missing from a lone ldm VAE file ("first_stage_model."), else "" */
-    char *tokenizer_dir;       /* folder with vocab.json + merges.txt, or NULL */
+    char *tokenizer_dir;       /* folder with vocab.json + merges.txt (BLIP: vocab.txt), or NULL */
     char *scheduler_config;    /* scheduler/scheduler_config.json, or NULL */
     size_t n_ignored;          /* tolerated keys not used (model_ema.*, position_ids buffers) */
     size_t n_tensors_expected; /* spec entries of the present components (extras excluded) */

@@ -1,5 +1,5 @@
 /* cmd_mkmodel.c - `diffaug mkmodel`: write a random-weight model in a real file layout (single-file
- * SD checkpoint, diffusers folder, transformers CLIP folder) for tests and benchmarks. */
+ * SD checkpoint, diffusers folder, transformers CLIP or BLIP folder) for tests and benchmarks. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,8 +13,9 @@ static void usage(FILE *fp) {
                 "  --config   one of:");
     for (const char *const *n = da_config_preset_names(); *n; n++) fprintf(fp, " %s", *n);
     fprintf(fp, "\n  --layout   single: one .safetensors with ldm names (SD only); diffusers: a pipeline folder\n"
-                "             (CLIP configs: a transformers folder)\n"
-                "  --vocab    folder with vocab.json + merges.txt to include as the tokenizer\n"
+                "             (CLIP and BLIP configs: a transformers folder)\n"
+                "  --vocab    folder with vocab.json + merges.txt to include as the tokenizer (BLIP: a folder with\n"
+                "             a BERT vocab.txt; the model's vocab_size and special ids follow it)\n"
                 "  --jitter   perturb norm weights/biases and zero biases by U(-X, X) (default 0: exact defaults)\n");
 }
 
