@@ -783,3 +783,74 @@ da_status da_blip_generate(const da_blip *b, da_backend *be, const float *image_
     da_backend_free(own);
     return st;
 }
+
+/* ---- captions ------------------------------------------------------------------------------- */
+
+da_status da_blip_prompt(const da_blip *b, const da_wordpiece *wp, const char *prefix, int32_t *ids, int cap, int *n,
+                         da_error *err) {
+    const da_blip_text_config *t = &b->cfg.blip_text;
+    if (cap < 1) return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP prompt: no room");
+    if (da_wordpiece_vocab_size(wp) > t->vocab_size)
+        return da_err_set(err, DA_ERR_SHAPE, "BLIP: the tokenizer has %d tokens, the model's vocabulary %d",
+                          da_wordpiece_vocab_size(wp), t->vocab_size);
+    *n = 1;
+    ids[0] = t->bos_token_id;
+    if (!prefix || !*prefix) return DA_OK;
+    int m = 0;
+    int32_t *tmp = malloc((size_t)(cap + 1) * sizeof *tmp);
+    if (!tmp) return da_err_set(err, DA_ERR_NOMEM, "BLIP: out of memory");
+    size_t full = 0;
+    da_status st = da_wordpiece_encode_full(wp, prefix, true, tmp, cap + 1, &m, &full, err);
+    if (!st && (full > (size_t)cap + 1 || m < 2))
+        st = da_err_set(err, DA_ERR_INVALID_ARG, "BLIP prompt: the prefix is %zu tokens, at most %d fit", full, cap - 1);
+    if (!st) {
+        /* input_ids[:, 0] = bos; input_ids[:, :-1] */
+        for (int i = 1; i < m - 1; i++) ids[i] = tmp[i];
+        *n = m - 1;
+    }
+    free(tmp);
+    return st;
+}
+
+da_status da_blip_caption(const da_blip *b, da_backend *be, da_arena *a, const da_wordpiece *wp,
+                          const da_image *const *images, int n, const char *prefix, const da_blip_gen_params *p,
+                          char **captions, da_error *err) {
+    for (int i = 0; i < n; i++) captions[i] = NULL;
+    if (n < 1) return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP: no images");
+    da_blip_gen_params def;
+    if (!p) {
+        da_blip_gen_params_init(&def);
+        p = &def;
+    }
+    const da_blip_text_config *t = &b->cfg.blip_text;
+    int S = b->cfg.vision.image_size, T = b->tokens, D = b->cfg.vision.hidden_size, cap = p->max_new_tokens;
+    int32_t prompt[64];
+    int np = 0;
+    da_status st = da_blip_prompt(b, wp, prefix, prompt, 64, &np, err);
+    if (st) return st;
+    size_t per = (size_t)3 * S * S;
+    float *px = malloc((size_t)n * per * sizeof *px), *emb = malloc((size_t)n * T * D * sizeof *emb);
+    int32_t *out = malloc((size_t)n * (cap > 0 ? cap : 1) * sizeof *out), *seq = malloc((size_t)(np + cap + 1) * sizeof *seq);
+    int *n_out = malloc((size_t)n * sizeof *n_out);
+    if (!px || !emb || !out || !seq || !n_out) st = da_err_set(err, DA_ERR_NOMEM, "BLIP: out of memory");
+    for (int i = 0; i < n && !st; i++) st = da_blip_preprocess(b, images[i], px + (size_t)i * per, err);
+    if (!st) st = da_blip_vision_forward(b, be, a, px, n, emb, NULL, err);
+    if (!st) st = da_blip_generate(b, be, emb, n, prompt, np, p, out, cap, n_out, err);
+    for (int i = 0; i < n && !st; i++) {
+        memcpy(seq, prompt, (size_t)np * sizeof *seq);
+        memcpy(seq + np, out + (size_t)i * cap, (size_t)n_out[i] * sizeof *seq);
+        int len = np + n_out[i];
+        /* the model's own special ids are dropped even where the tokenizer does not mark them */
+        int k = 0;
+        for (int j = 0; j < len; j++)
+            if (seq[j] != t->bos_token_id && seq[j] != t->sep_token_id && seq[j] != t->pad_token_id) seq[k++] = seq[j];
+        if (!(captions[i] = da_wordpiece_decode(wp, seq, k, true))) st = da_err_set(err, DA_ERR_NOMEM, "BLIP: out of memory");
+    }
+    if (st)
+        for (int i = 0; i < n; i++) {
+            free(captions[i]);
+            captions[i] = NULL;
+        }
+    free(px), free(emb), free(out), free(seq), free(n_out);
+    return st;
+}

@@ -31,6 +31,7 @@
 #include "diffaug.h"
 #include "image.h"
 #include "modelfile.h"
+#include "wordpiece.h"
 
 typedef struct da_blip da_blip;
 
@@ -72,5 +73,18 @@ void da_blip_gen_params_init(da_blip_gen_params *p);
 da_status da_blip_generate(const da_blip *b, da_backend *be, const float *image_embeds, int B, const int32_t *prompt,
                            int n_prompt, const da_blip_gen_params *p, int32_t *out, int cap, int *n_out,
                            da_error *err);
+
+/* BlipProcessor's prompt for an optional text prefix: [bos] alone, or tokenizer(prefix) with
+ * [CLS] replaced by bos and the trailing [SEP] dropped (what generate does to input_ids). ids has
+ * room for cap; *n the count. */
+da_status da_blip_prompt(const da_blip *b, const da_wordpiece *wp, const char *prefix, int32_t *ids, int cap, int *n,
+                         da_error *err);
+
+/* Caption n images in one batch: preprocess, vision forward, generate after the prompt of prefix
+ * (NULL or "" for none), then tokenizer.decode(prompt + new ids, skip_special_tokens=True), so a
+ * prefix starts the caption as transformers' example prints it. captions[i] is malloc'd. */
+da_status da_blip_caption(const da_blip *b, da_backend *be, da_arena *a, const da_wordpiece *wp,
+                          const da_image *const *images, int n, const char *prefix, const da_blip_gen_params *p,
+                          char **captions, da_error *err);
 
 #endif

@@ -324,6 +324,64 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* diffaug caption end to end: a dataset with a corrupt file, greedy and beam, batch 1 vs 3 give
+ * byte-identical TSVs, the bad image is reported and skipped, errors leave no file behind. */
+START_TEST(test_cli_caption) {
+    char model[1024], ds[1024], tsv[1024], tsv2[1024];
+    snprintf(model, sizeof model, "%s/blip-vocab", tmpdir);
+    snprintf(ds, sizeof ds, "%s/ds", tmpdir);
+    snprintf(tsv, sizeof tsv, "%s/out/captions.tsv", tmpdir);
+    snprintf(tsv2, sizeof tsv2, "%s/out/captions2.tsv", tmpdir);
+    const char *cli = da_test_cli();
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 4 --vocab tests/data/wordpiece/blip "
+                                      "-o %s", cli, model), 0);
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkdataset --classes 2 --per-class 3 --size 40 -o %s && cp %s %s/002.*/ && "
+                                      "mkdir -p %s/out", cli, ds, "tests/data/images/bad_png_bad_crc.png", ds, tmpdir), 0);
+    char *out = NULL;
+    int rc = da_test_sh(&out, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 8 --batch 3 2>&1",
+                        cli, model, ds, tsv);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "skipping 002.Orange_stripes/bad_png_bad_crc.png"), "%s", out);
+    ck_assert_msg(strstr(out, "6 captions, 1 skipped"), "%s", out);
+    free(out);
+    char *a = NULL, *b = NULL;
+    size_t la, lb;
+    da_error e;
+    ck_assert_msg(da_read_file(tsv, &a, &la, &e) == DA_OK, "%s", e.msg);
+    int lines = 0;
+    for (size_t i = 0; i < la; i++) lines += a[i] == '\n';
+    ck_assert_int_eq(lines, 6);
+    ck_assert(!strncmp(a, "001.Red_circles/img_000.png\t", 28));
+    ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 8 --batch 1 "
+                                      "2>/dev/null", cli, model, ds, tsv2), 0);
+    ck_assert_msg(da_read_file(tsv2, &b, &lb, &e) == DA_OK, "%s", e.msg);
+    ck_assert_msg(la == lb && !memcmp(a, b, la), "batch 1 and batch 3 differ:\n%s\n---\n%s", a, b);
+    free(b);
+    /* a prefix starts every caption; beam search runs */
+    ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 6 --beams 3 "
+                                      "--prefix 'a picture of' 2>/dev/null", cli, model, ds, tsv2), 0);
+    ck_assert_msg(da_read_file(tsv2, &b, &lb, &e) == DA_OK, "%s", e.msg);
+    ck_assert_msg(strstr(b, "\ta picture of"), "%s", b);
+    free(a), free(b);
+    /* errors: exit 1 with the reason, no output file, no temporary left */
+    const char *bad[][2] = {
+        {"--backend cuda", "CPU backend only"},
+        {"--model /nonexistent/blip", "/nonexistent/blip"},
+        {"--tokenizer /nonexistent/vocab", "/nonexistent/vocab"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *o = NULL;
+        rc = da_test_sh(&o, "%s caption --model %s --input %s -o %s/out/bad.tsv %s 2>&1", cli, model, ds, tmpdir, bad[i][0]);
+        ck_assert_msg(rc == 1 && strstr(o, bad[i][1]), "%s: rc %d: %s", bad[i][0], rc, o);
+        free(o);
+    }
+    ck_assert_int_eq(da_test_sh(&out, "ls %s/out", tmpdir), 0);
+    ck_assert_msg(!strstr(out, "bad") && !strstr(out, "tmp"), "%s", out);
+    free(out);
+    ck_assert_int_eq(da_test_sh(NULL, "%s caption --model %s --input %s 2>/dev/null", cli, model, ds), 2);
+}
+END_TEST
+
 static Suite *blip_suite(void) {
     Suite *s = suite_create("blip");
     TCase *tm = da_tcase("blip-models", "model", 240);
@@ -333,6 +391,7 @@ static Suite *blip_suite(void) {
     tcase_add_test(tm, test_generate);
     tcase_add_test(tm, test_preprocess);
     tcase_add_test(tm, test_errors);
+    tcase_add_test(tm, test_cli_caption);
     suite_add_tcase(s, tm);
     return s;
 }
