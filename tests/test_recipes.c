@@ -696,6 +696,97 @@ START_TEST(test_write_error) {
 }
 END_TEST
 
+/* SGID --blip: every image captioned by BLIP once, cached in OUT/captions/<class>/<file>.txt; the
+ * prompts hold those captions (the same `diffaug caption` writes); a resumed or second run reads the
+ * cache (a planted caption shows up), a cache entry of other settings is recomputed; --captions
+ * still overrides. */
+START_TEST(test_sgid_blip) {
+    const char *cli = da_test_cli();
+    char *blip = sub(g_dir, "blip"), *out = sub(g_dir, "sgid-blip"), *out2 = sub(g_dir, "sgid-blip2");
+    char *tsv = sub(g_dir, "blip.tsv");
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 2 --vocab "
+                                      "tests/data/wordpiece/blip -o %s >/dev/null", cli, blip), 0);
+    char *log = NULL;
+    int rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --blip-max-tokens 6 --input %s --output %s "
+                           "--steps 2 --size 64 --samples 2", g_sd, g_clip, blip, g_ds, out);
+    ck_assert_msg(rc == 0, "%s", log);
+    ck_assert_msg(strstr(log, "captions from BLIP"), "%s", log);
+    ck_assert_msg(!strstr(log, "label-only-prompts"), "%s", log);
+    free(log);
+    ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 6 "
+                                      "2>/dev/null", cli, blip, g_ds, tsv), 0);
+    char *tt = NULL;
+    size_t tl;
+    da_error err;
+    ck_assert_int_eq(da_read_file(tsv, &tt, &tl, &err), DA_OK);
+    da_manifest m;
+    char *mp = sub(out, "manifest.jsonl");
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    ck_assert_uint_eq(m.n, 18);
+    int n_lines = 0;
+    for (char *line = tt; line && *line; n_lines++) {
+        char *nl = strchr(line, '\n'), *tab = strchr(line, '\t');
+        ck_assert(nl && tab && tab < nl);
+        *nl = *tab = 0;
+        /* the cache file: key line, then the caption diffaug caption wrote */
+        char rel[512], *ct = NULL;
+        size_t cl;
+        snprintf(rel, sizeof rel, "%s/captions/%s.txt", out, line);
+        ck_assert_msg(da_read_file(rel, &ct, &cl, &err) == DA_OK, "%s", err.msg);
+        ck_assert_msg(!strncmp(ct, "blip ", 5) && strstr(ct, "beams 1 max-tokens 6\n"), "%s", ct);
+        ck_assert_str_eq(strchr(ct, '\n') + 1, ({
+                             static char want[512];
+                             snprintf(want, sizeof want, "%s\n", tab + 1);
+                             want;
+                         }));
+        free(ct);
+        /* both samples' prompts are "<label>, <caption>" */
+        int found = 0;
+        for (size_t i = 0; i < m.n; i++)
+            if (strstr(m.e[i].line, line) && strstr(m.e[i].line, tab + 1)) found++;
+        ck_assert_msg(found == 2, "%s: %d records with caption '%s'", line, found, tab + 1);
+        line = nl + 1;
+    }
+    ck_assert_int_eq(n_lines, 9);
+    da_manifest_free(&m);
+    /* a second output folder seeded with the cache: one caption planted, one entry of other settings */
+    ck_assert_int_eq(da_test_sh(NULL, "mkdir -p %s && cp -r %s/captions %s/ && f=%s/captions/001.Red_circles/img_000.png.txt && "
+                                      "head -1 $f > $f.new && echo 'planted words' >> $f.new && mv $f.new $f && "
+                                      "sed -i '1s/beams 1/beams 7/' %s/captions/002.Orange_stripes/img_001.jpg.txt",
+                                out2, out, out2, out2, out2), 0);
+    rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --blip-max-tokens 6 --input %s --output %s "
+                       "--steps 2 --size 64", g_sd, g_clip, blip, g_ds, out2);
+    ck_assert_msg(rc == 0, "%s", log);
+    free(log);
+    free(mp);
+    mp = sub(out2, "manifest.jsonl");
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    int planted = 0;
+    for (size_t i = 0; i < m.n; i++) planted += strstr(m.e[i].line, "\"prompt\":\"Red circles, planted words\"") != NULL;
+    ck_assert_int_eq(planted, 1);
+    da_manifest_free(&m);
+    char *fixed = NULL;
+    ck_assert_int_eq(da_test_sh(&fixed, "head -1 %s/captions/002.Orange_stripes/img_001.jpg.txt", out2), 0);
+    ck_assert_msg(strstr(fixed, "beams 1 max-tokens 6"), "%s", fixed);
+    free(fixed);
+    /* --captions overrides --blip */
+    char *cap = sub(g_dir, "one.tsv"), *out3 = sub(g_dir, "sgid-blip3");
+    write_file(cap, "001.Red_circles/img_000.png\tgiven words\n", 40);
+    rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --captions %s --input %s --output %s --steps 2 --size 64",
+                 g_sd, g_clip, blip, cap, g_ds, out3);
+    ck_assert_msg(rc == 0, "%s", log);
+    ck_assert_ptr_nonnull(strstr(log, "user-captions-instead-of-blip"));
+    free(log);
+    char *cd = sub(out3, "captions");
+    ck_assert(!da_is_dir(cd));
+    /* --blip with another recipe, or a folder that is not BLIP, is refused */
+    rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --input %s --output %s/x", g_sd, g_clip, g_clip, g_ds, g_dir);
+    ck_assert_msg(rc == 1 && strstr(log, "not a BLIP captioner"), "%s", log);
+    free(log);
+    free(cd), free(cap), free(out3), free(mp), free(tt), free(tsv), free(blip), free(out), free(out2);
+}
+END_TEST
+
 static Suite *recipes_suite(void) {
     Suite *s = suite_create("recipes");
     TCase *tf = da_tcase("recipes-unit", "fast", 10);
@@ -708,6 +799,7 @@ static Suite *recipes_suite(void) {
     tcase_add_test(tm, test_determinism);
     tcase_add_test(tm, test_diffcoremix);
     tcase_add_test(tm, test_sgid_bad_inputs);
+    tcase_add_test(tm, test_sgid_blip);
     tcase_add_test(tm, test_refusals);
     tcase_add_test(tm, test_kill_resume);
     tcase_add_test(tm, test_shards);

@@ -21,7 +21,7 @@ static void on_signal(int sig) { g_stop = sig; }
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: diffaug augment --recipe diffusemix|diffcoremix|sgid --model PATH --input DATASET --output OUT\n"
-            "                       [--clip PATH] [--captions FILE] [--prompts LIST|FILE] [--fractals DIR]\n"
+            "                       [--clip PATH] [--captions FILE] [--blip PATH] [--prompts LIST|FILE] [--fractals DIR]\n"
             "                       [--seed S] [--batch N] [--shard I/N] [--threads N] [--backend cpu|cuda]\n"
             "                       [recipe flags...]\n"
             "DATASET is an image folder (one sub-folder per class); OUT mirrors its classes and gets\n"
@@ -60,7 +60,9 @@ static void usage(FILE *fp) {
             "  --mix random|pixel|patch|none   (default random)   --patch-grid P 4\n"
             "  --lam-lo 0.5 --lam-hi 1.0 (pixel)   --r-lo 0.2 --r-hi 0.5 (patch)\n"
             "sgid:\n"
-            "  --captions FILE      path<TAB>caption lines (path relative to DATASET); default: label only\n"
+            "  --captions FILE      path<TAB>caption lines (path relative to DATASET); overrides --blip\n"
+            "  --blip PATH          caption each image with this BLIP captioner (cached in OUT/captions/);\n"
+            "                       --blip-beams N 1   --blip-max-tokens N 30; neither: label only\n"
             "  --strength R 0.5   --samples N 1   --w-min 3 --w-max 12 --s-lo 0.20 --s-hi 0.35\n"
             "  --prompt-template T  (default \"{label}, {caption}\")\n"
             "exit: 0 done, 1 failed (bad input before any work, write error), 2 bad command line, 130 interrupted\n");
@@ -153,6 +155,9 @@ int cmd_augment(int argc, char **argv) {
         STR("--output", o.output)
         STR("-o", o.output)
         STR("--captions", o.captions)
+        STR("--blip", o.blip)
+        INT("--blip-beams", o.blip_beams, 1, 64)
+        INT("--blip-max-tokens", o.blip_max_tokens, 1, 500)
         STR("--prompts", o.prompts)
         STR("--fractals", o.fractals)
         STR("--templates", o.templates)

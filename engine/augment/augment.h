@@ -91,6 +91,10 @@ typedef struct da_augment_opts {
     double w_min, w_max, s_lo, s_hi; /* 3, 12, 0.20, 0.35 */
     int samples;            /* outputs per image; 1 */
     const char *prompt_template; /* "{label}, {caption}" */
+    const char *blip;       /* SGID: BlipForConditionalGeneration folder captioning each image (cached under
+                               OUT/captions/<class>/<file>.txt); --captions overrides; NULL: label only */
+    int blip_beams;         /* 1 (greedy, METHODS.md 3) */
+    int blip_max_tokens;    /* 30 */
     /* callbacks (any may be NULL) */
     da_aug_msg_fn on_msg;
     da_aug_progress_fn on_progress;
