@@ -126,6 +126,7 @@ int cmd_caption(int argc, char **argv) {
         fprintf(stderr, "diffaug caption: skipping %s: %s\n", ds->problems[i].path, ds->problems[i].msg);
         skipped += ds->problems[i].kind != DA_PROBLEM_EMPTY_CLASS && ds->problems[i].kind != DA_PROBLEM_SUBFOLDER;
     }
+    double t1 = da_now(); /* captioning starts: the rate below excludes loading the model */
     da_image *ims = st ? NULL : calloc((size_t)batch, sizeof *ims);
     const da_image **ptr = st ? NULL : calloc((size_t)batch, sizeof *ptr);
     size_t *which = st ? NULL : calloc((size_t)batch, sizeof *which);
@@ -157,8 +158,8 @@ int cmd_caption(int argc, char **argv) {
             if (caps) caps[k] = NULL;
         }
         if (!st && n > 0) {
-            double dt = da_now() - t0;
-            fprintf(stderr, "\rdiffaug caption: %zu / %zu images, %.2f captions/s", done, ds->n_images, done / dt);
+            double dt = da_now() - t1;
+            fprintf(stderr, "\rdiffaug caption: %zu / %zu images, %.3f captions/s", done, ds->n_images, done / dt);
         }
     }
     if (!st && af_open) {
@@ -166,10 +167,10 @@ int cmd_caption(int argc, char **argv) {
         af_open = false;
     }
     if (af_open) da_atomic_abort(&af);
-    double dt = da_now() - t0;
+    double dt = da_now() - t1;
     if (!st)
-        fprintf(stderr, "\ndiffaug caption: wrote %s: %zu captions, %zu skipped, %.2f s (%.3f captions/s)\n", output, done,
-                skipped, dt, dt > 0 ? done / dt : 0.0);
+        fprintf(stderr, "\ndiffaug caption: wrote %s: %zu captions, %zu skipped; loading %.2f s, captioning %.2f s (%.3f "
+                "captions/s)\n", output, done, skipped, t1 - t0, dt, dt > 0 ? done / dt : 0.0);
     free(ims), free(ptr), free(which), free(caps);
     da_arena_free(&arena);
     da_backend_free(be);
