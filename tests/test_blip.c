@@ -319,6 +319,20 @@ START_TEST(test_errors) {
                                       "%s/config.json", bad, good, bad, bad), 0);
     ck_assert_int_ne(da_model_open(bad, &m, &e), DA_OK);
     ck_assert_msg(strstr(e.msg, "shape") || strstr(e.msg, "configuration"), "%s", e.msg);
+    /* malformed configurations: each refused with the reason */
+    static const char *const edits[][2] = {
+        {"s/\"tie_word_embeddings\": true,/\"tie_word_embeddings\": false,/", "tie_word_embeddings"},
+        {"s/\"vocab_size\": 30524/\"vocab_size\": 30000/", "special token id"},
+        {"s/\"hidden_act\": \"gelu\"/\"hidden_act\": \"relu\"/", "relu"},
+        {"s/\"num_attention_heads\": 4,/\"num_attention_heads\": 3,/", "heads"},
+        {"s/\"patch_size\": 16/\"patch_size\": 7/", "patch"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        ck_assert_int_eq(da_test_sh(NULL, "rm -rf %s && cp -r %s %s && sed -i '%s' %s/config.json", bad, good, bad,
+                                    edits[i][0], bad), 0);
+        ck_assert_int_ne(da_model_open(bad, &m, &e), DA_OK);
+        ck_assert_msg(strstr(e.msg, edits[i][1]), "%s: %s", edits[i][0], e.msg);
+    }
     free(good), free(emb);
     unload(&L);
 }
@@ -382,6 +396,48 @@ START_TEST(test_cli_caption) {
 }
 END_TEST
 
+/* The whole path against transformers: BlipProcessor (PIL images, the tokenizer mkmodel wrote) ->
+ * generate -> processor.decode(skip_special_tokens=True), captions.json from the fixture script,
+ * equal to the TSV `diffaug caption` writes, greedy and beam search with a prefix. */
+START_TEST(test_caption_text) {
+    char model[1024], tsv[1024];
+    snprintf(model, sizeof model, "%s/blip-vocab4", tmpdir);
+    snprintf(tsv, sizeof tsv, "%s/text.tsv", tmpdir);
+    const char *cli = da_test_cli();
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 4 --vocab tests/data/wordpiece/blip "
+                                      "-o %s >/dev/null", cli, model), 0);
+    char *js = NULL;
+    size_t jl;
+    da_error e;
+    ck_assert_int_eq(da_read_file(DATA "/captions.json", &js, &jl, &e), DA_OK);
+    da_json *j;
+    ck_assert_msg(da_json_parse(js, jl, "captions.json", &j, &e) == DA_OK, "%s", e.msg);
+    const char *modes[2][2] = {{"greedy", "--max-tokens 8"}, {"beam3_prefix", "--max-tokens 6 --beams 3 --prefix 'a picture of'"}};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input " DATA "/ds -o %s %s 2>/dev/null",
+                                    cli, model, tsv, modes[k][1]), 0);
+        const da_json *want = da_json_get(j, modes[k][0]);
+        ck_assert_ptr_nonnull(want);
+        char *t = NULL;
+        size_t tl;
+        ck_assert_int_eq(da_read_file(tsv, &t, &tl, &e), DA_OK);
+        int n = 0;
+        for (char *line = t; *line; n++) {
+            char *nl = strchr(line, '\n'), *tab = strchr(line, '\t');
+            ck_assert(nl && tab && tab < nl);
+            *nl = *tab = 0;
+            const char *w = da_json_get_str(want, line);
+            ck_assert_msg(w && !strcmp(w, tab + 1), "%s %s:\n  got  '%s'\n  want '%s'", modes[k][0], line, tab + 1, w ? w : "(none)");
+            line = nl + 1;
+        }
+        ck_assert_int_eq(n, 3);
+        free(t);
+    }
+    da_json_free(j);
+    free(js);
+}
+END_TEST
+
 static Suite *blip_suite(void) {
     Suite *s = suite_create("blip");
     TCase *tm = da_tcase("blip-models", "model", 240);
@@ -392,6 +448,7 @@ static Suite *blip_suite(void) {
     tcase_add_test(tm, test_preprocess);
     tcase_add_test(tm, test_errors);
     tcase_add_test(tm, test_cli_caption);
+    tcase_add_test(tm, test_caption_text);
     suite_add_tcase(s, tm);
     return s;
 }

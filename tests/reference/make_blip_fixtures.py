@@ -164,3 +164,44 @@ assert pv.shape == (1, 3, 384, 384), pv.shape
 save_file(finite({"pixel_values": pv[..., ::8, ::8].contiguous()}), os.path.join(OUT, "preprocess.ref.safetensors"),
           metadata=meta)
 print("eos", EOS)
+
+# ---- the whole captioning path: BlipProcessor (PIL image processor + the tokenizer mkmodel wrote from
+# tests/data/wordpiece/blip) -> generate -> decode, on a small committed dataset (tests/data/blip/ds)
+from transformers import AutoTokenizer, BlipProcessor
+
+ds = os.path.join(OUT, "ds")
+pics = {"a_class/grad.png": (64, 48), "a_class/rings.png": (40, 40), "b_class/noise.png": (30, 70)}
+rs = np.random.RandomState(7)
+for rel, (w, h) in pics.items():
+    path = os.path.join(ds, rel)
+    if os.path.exists(path):
+        continue
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    yy, xx = np.mgrid[0:h, 0:w]
+    if "grad" in rel:
+        rgb = np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1), np.full_like(xx, 90)], -1)
+    elif "rings" in rel:
+        r = np.sqrt((xx - w / 2) ** 2 + (yy - h / 2) ** 2)
+        rgb = np.stack([(r * 37) % 256, (r * 11) % 256, 255 - (r * 23) % 256], -1)
+    else:
+        rgb = rs.randint(0, 256, (h, w, 3))
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+cap_dir = os.path.join(tmp, "tiny-blip-vocab")
+subprocess.run([CLI, "mkmodel", "--config", "tiny-blip", "--layout", "diffusers", "--seed", "4", "--vocab",
+                "tests/data/wordpiece/blip", "-o", cap_dir], check=True, stdout=subprocess.DEVNULL)
+cap_model = BlipForConditionalGeneration.from_pretrained(cap_dir, dtype=torch.float32).eval()
+processor = BlipProcessor(image_processor=BlipImageProcessorPil(), tokenizer=AutoTokenizer.from_pretrained(cap_dir))
+caps = {}
+for key, kw, prefix in [("greedy", dict(max_new_tokens=8), None), ("beam3_prefix", dict(max_new_tokens=6, num_beams=3),
+                                                                     "a picture of")]:
+    rows = {}
+    for rel in sorted(pics):
+        img = Image.open(os.path.join(ds, rel)).convert("RGB")
+        inputs = processor(images=img, text=prefix, return_tensors="pt")
+        with torch.no_grad():
+            out = cap_model.generate(**inputs, do_sample=False, **kw)
+        rows[rel] = processor.decode(out[0], skip_special_tokens=True)
+    caps[key] = rows
+with open(os.path.join(OUT, "captions.json"), "w") as f:
+    json.dump(dict(caps, meta=meta), f, indent=1, sort_keys=True)
+print(json.dumps(caps, indent=1))
