@@ -120,6 +120,10 @@ static const lcase LIN_CASES[] = {
     {5, 3, 3, 0, "K 3"},
     {9, 40, 4608, 1, "K large"},
     {97, 65, 129, 1, "all dims one past a block multiple"},
+    {1, 30524, 768, 1, "BLIP LM head, one decode row (dot-product path)"},
+    {8, 3072, 768, 1, "BLIP decoder FFN, 8 decode rows (dot-product path, its largest M)"},
+    {9, 768, 3072, 1, "9 decode rows: back on the blocked kernel"},
+    {2, 33, 600, 0, "K not a multiple of the 256 chunk"},
 };
 
 static void run_linear_case(const lcase *c, dk_wtype t) {
@@ -201,6 +205,12 @@ START_TEST(test_thread_determinism) {
     memset(y2, 0, (size_t)M * N * 4);
     ck_assert_int_eq(linear(M, N, K, x, W, DK_BF16, b, y2, ws, (wsb - 64) / 2 + 64), DK_GEMM_OK);
     ck_assert_msg(memcmp(y1, y2, (size_t)M * N * 4) == 0, "half workspace differs");
+    /* the few-row dot-product path too */
+    omp_set_num_threads(2);
+    ck_assert_int_eq(linear(4, N, K, x, W, DK_BF16, b, y2, ws, wsb), DK_GEMM_OK);
+    omp_set_num_threads(1);
+    ck_assert_int_eq(linear(4, N, K, x, W, DK_BF16, b, y1, ws, wsb), DK_GEMM_OK);
+    ck_assert_msg(memcmp(y1, y2, (size_t)4 * N * 4) == 0, "1 and 2 threads differ (4 rows)");
     omp_set_num_threads(saved);
     free(x), free(b), free(W), free(y1), free(y2), free(ws);
 }

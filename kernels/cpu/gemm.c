@@ -440,9 +440,49 @@ dk_gemm_status gemm(int transA, int transB, int M, int N, int K, float alpha, co
 #ifndef DK_LINEAR_SWAP_M
 #define DK_LINEAR_SWAP_M 128
 #endif
+/* Decode-time products (M <= DK_LINEAR_GEMV_M rows: one new token per caption row): the swapped
+ * blocked kernel would fill MR x NR tiles with only M of NR = 32 columns useful, so each output is a
+ * plain dot product instead. Threads split the N weight rows; each row is read (and widened) once
+ * in chunks of 256 and dotted with all M rows of x (which stay in L1/L2). Every y element is reduced
+ * by one thread in a fixed order: bit-identical for any thread count. */
+#ifndef DK_LINEAR_GEMV_M
+#define DK_LINEAR_GEMV_M 8
+#endif
+static void linear_gemv(int M, int N, int K, const float *x, const void *W, dk_wtype wt, const float *bias, float *y) {
+#pragma omp parallel
+    {
+        float wbuf[256] __attribute__((aligned(64)));
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            float acc[DK_LINEAR_GEMV_M] = {0};
+            for (int k0 = 0; k0 < K; k0 += 256) {
+                int kc = K - k0 < 256 ? K - k0 : 256;
+                const float *wr;
+                if (wt == DK_F32) wr = (const float *)W + (size_t)n * K + k0;
+                else {
+                    for (int k = 0; k < kc; k++) wbuf[k] = dk_load_w(W, wt, (size_t)n * K + k0 + k);
+                    wr = wbuf;
+                }
+                for (int m = 0; m < M; m++) {
+                    const float *xr = x + (size_t)m * K + k0;
+                    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                    for (int k = 0; k < kc; k++) s += xr[k] * wr[k];
+                    acc[m] += s;
+                }
+            }
+            for (int m = 0; m < M; m++) y[(size_t)m * N + n] = acc[m] + (bias ? bias[n] : 0.0f);
+        }
+    }
+}
+
 dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wtype wt, const float *bias, float *y,
                       void *ws, size_t ws_bytes) {
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
+    if (M >= 1 && M <= DK_LINEAR_GEMV_M && N > 0 && K > 0) {
+        linear_gemv(M, N, K, x, W, wt, bias, y);
+        return DK_GEMM_OK;
+    }
     dk_gemm_args g;
     memset(&g, 0, sizeof g);
     g.K = K, g.alpha = 1.0f, g.beta = 0.0f, g.C = y, g.ldc = N;
