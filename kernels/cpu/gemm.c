@@ -463,7 +463,18 @@ static void linear_gemv(int M, int N, int K, const float *x, const void *W, dk_w
                     for (int k = 0; k < kc; k++) wbuf[k] = dk_load_w(W, wt, (size_t)n * K + k0 + k);
                     wr = wbuf;
                 }
-                for (int m = 0; m < M; m++) {
+                int m = 0;
+                for (; m + 4 <= M; m += 4) { /* four rows per pass: each weight load feeds four FMAs */
+                    const float *x0 = x + (size_t)m * K + k0, *x1 = x0 + K, *x2 = x1 + K, *x3 = x2 + K;
+                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+                    for (int k = 0; k < kc; k++) {
+                        float w = wr[k];
+                        s0 += x0[k] * w, s1 += x1[k] * w, s2 += x2[k] * w, s3 += x3[k] * w;
+                    }
+                    acc[m] += s0, acc[m + 1] += s1, acc[m + 2] += s2, acc[m + 3] += s3;
+                }
+                for (; m < M; m++) {
                     const float *xr = x + (size_t)m * K + k0;
                     float s = 0.0f;
 #pragma omp simd reduction(+ : s)
