@@ -563,6 +563,9 @@ dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wty
                       void *ws, size_t ws_bytes) {
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
     if (M >= 1 && M <= DK_LINEAR_GEMV_M && N > 0 && K > 0) {
+        /* no scratch needed, but the workspace contract stays the blocked kernel's */
+        blocking b = choose_blocking(N, M, K);
+        if (!ws || ws_bytes < 64 + per_thread_bytes(&b)) return DK_GEMM_EWORKSPACE;
         linear_rows(M, N, K, x, W, wt, bias, y);
         return DK_GEMM_OK;
     }
