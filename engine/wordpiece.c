@@ -463,10 +463,12 @@ static da_status apply_config(da_wordpiece *w, const char *dir, da_error *err) {
             const da_json *v = da_json_get(cfg, special_keys[k]);
             if (v) c.named[k] = token_value(v, &bad);
         }
+        /* extra special tokens: a list, or (transformers 5) an object of model-specific named tokens */
         c.extras = da_json_get(cfg, "extra_special_tokens");
-        if (!c.extras || c.extras->type != DA_JSON_ARRAY) c.extras = da_json_get(cfg, "additional_special_tokens");
+        if (!c.extras || c.extras->type == DA_JSON_NULL || (c.extras->type == DA_JSON_ARRAY && !c.extras->n))
+            c.extras = da_json_get(cfg, "additional_special_tokens");
         if (c.extras && c.extras->type == DA_JSON_NULL) c.extras = NULL;
-        if (c.extras && c.extras->type != DA_JSON_ARRAY) bad = true;
+        if (c.extras && c.extras->type != DA_JSON_ARRAY && c.extras->type != DA_JSON_OBJECT) bad = true;
         decoder = da_json_get(cfg, "added_tokens_decoder");
         if (decoder && decoder->type != DA_JSON_OBJECT) bad = true;
         if (bad) {
@@ -517,7 +519,8 @@ static da_status apply_config(da_wordpiece *w, const char *dir, da_error *err) {
             }
             c.map_extras = da_json_get(map, "additional_special_tokens");
             if (!c.map_extras) c.map_extras = da_json_get(map, "extra_special_tokens");
-            if (c.map_extras && c.map_extras->type != DA_JSON_ARRAY) bad = true;
+            if (c.map_extras && c.map_extras->type == DA_JSON_NULL) c.map_extras = NULL;
+            if (c.map_extras && c.map_extras->type != DA_JSON_ARRAY && c.map_extras->type != DA_JSON_OBJECT) bad = true;
             if (bad) {
                 st = da_err_set(err, DA_ERR_FORMAT, "%s: a special token is neither a string nor {\"content\": ...}", mapp);
                 goto done;
@@ -787,7 +790,7 @@ da_status da_wordpiece_encode_full(const da_wordpiece *w, const char *text, bool
     if (add_special && c >= 2) {
         size_t body = b.n < c - 2 ? b.n : c - 2;
         ids[k++] = cls;
-        memcpy(ids + k, b.p, body * sizeof *ids);
+        if (body) memcpy(ids + k, b.p, body * sizeof *ids);
         k += body;
         ids[k++] = sep;
     } else if (add_special) {

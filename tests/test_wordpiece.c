@@ -1,7 +1,8 @@
 /* test_wordpiece.c - the BERT WordPiece tokenizer against transformers 5's BertTokenizer (fixtures
  * written by tests/reference/make_wordpiece_fixtures.py into tests/data/wordpiece/cases.json): the
  * BLIP layout (special_tokens_map.json + added_tokens.json: [DEC] bos, [ENC]), the same after
- * save_pretrained (added_tokens_decoder), a cased config, vocab.txt alone; ids with and without
+ * save_pretrained (added_tokens_decoder), a cased config, vocab.txt alone, five small configurations
+ * (missing special tokens, config extras, accents kept, cased + strip, a normalized added token); ids with and without
  * special tokens, truncation, decode with and without skip_special_tokens; the CLI and load errors. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,70 @@ END_TEST
 START_TEST(test_vocab_file) {
     da_json *j = load_cases();
     check_config(DATA "/blip/vocab.txt", da_json_get(da_json_get(j, "configs"), "vocab_txt"), "vocab.txt");
+    da_json_free(j);
+}
+END_TEST
+
+/* Small configurations written into a temporary folder: the blip vocab.txt less "drop", plus "files". */
+START_TEST(test_extras) {
+    da_json *j = load_cases();
+    const da_json *extras = da_json_get(j, "extras");
+    ck_assert(extras && extras->n >= 5);
+    char *vocab;
+    size_t vlen;
+    da_error e;
+    ck_assert(da_read_file(DATA "/blip/vocab.txt", &vocab, &vlen, &e) == DA_OK);
+    for (size_t x = 0; x < extras->n; x++) {
+        const da_json *ex = &extras->items[x], *drop = da_json_get(ex, "drop"), *files = da_json_get(ex, "files");
+        const char *label = extras->keys[x];
+        char *dir = da_test_tmpdir("wp"), *vp = da_path_join(dir, "vocab.txt");
+        da_buf b = {0};
+        for (char *line = vocab; line < vocab + vlen;) {
+            char *nl = memchr(line, '\n', (size_t)(vocab + vlen - line));
+            size_t n = nl ? (size_t)(nl - line) : (size_t)(vocab + vlen - line);
+            bool dropped = false;
+            for (size_t d = 0; d < drop->n; d++) dropped |= strlen(drop->items[d].str) == n && !memcmp(drop->items[d].str, line, n);
+            if (!dropped) da_buf_append(&b, line, n), da_buf_append(&b, "\n", 1);
+            line += n + 1;
+        }
+        write_text(vp, b.data, b.len);
+        da_buf_free(&b);
+        for (size_t f = 0; f < files->n; f++) {
+            char *p = da_path_join(dir, files->keys[f]);
+            write_text(p, files->items[f].str, files->items[f].len);
+            free(p);
+        }
+        da_wordpiece *w;
+        ck_assert_msg(da_wordpiece_load(dir, &w, &e) == DA_OK, "%s: %s", label, e.msg);
+        int64_t vs;
+        ck_assert(da_json_get_int(ex, "vocab_size", &vs));
+        ck_assert_msg(da_wordpiece_vocab_size(w) == vs, "%s: vocab size %d, transformers %lld", label,
+                      da_wordpiece_vocab_size(w), (long long)vs);
+        ck_assert_int_eq(da_wordpiece_bos_id(w), opt_int(ex, "bos"));
+        ck_assert_int_eq(da_wordpiece_mask_id(w), opt_int(ex, "mask"));
+        const da_json *cases = da_json_get(ex, "cases");
+        for (size_t c = 0; c < cases->n; c++) {
+            const da_json *cs = &cases->items[c], *want = da_json_get(cs, "ids");
+            const char *text = da_json_get_str(cs, "text");
+            int32_t ids[128];
+            int n;
+            ck_assert(want->n <= 128);
+            ck_assert(da_wordpiece_encode(w, text, true, ids, 128, &n, &e) == DA_OK);
+            ids_eq(ids, n, want, "ids", label, text);
+            for (int skip = 0; skip < 2; skip++) {
+                char *d = da_wordpiece_decode(w, ids, n, skip);
+                const char *wd = da_json_get_str(cs, skip ? "decoded_skip" : "decoded");
+                ck_assert_msg(d && !strcmp(d, wd), "%s: decode(skip=%d) of \"%s\": \"%s\", transformers \"%s\"", label,
+                              skip, text, d, wd);
+                free(d);
+            }
+        }
+        da_wordpiece_free(w);
+        free(vp);
+        da_rmtree(dir);
+        free(dir);
+    }
+    free(vocab);
     da_json_free(j);
 }
 END_TEST
@@ -338,6 +403,7 @@ static Suite *wordpiece_suite(void) {
     tcase_add_test(tc, test_saved_layout);
     tcase_add_test(tc, test_cased);
     tcase_add_test(tc, test_vocab_file);
+    tcase_add_test(tc, test_extras);
     tcase_add_test(tc, test_api);
     tcase_add_test(tc, test_cli);
     tcase_add_test(tc, test_errors);

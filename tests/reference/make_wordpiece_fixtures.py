@@ -19,12 +19,16 @@ transformers 5's BertTokenizer is the tokenizers-backed class (BertTokenizerFast
 the script asserts that, and that the legacy Python tokenizer agrees wherever it is known to (it is
 recorded as a note, not used as the oracle).
 
-Run with the reference environment:  /root/refenv/bin/python tests/reference/make_wordpiece_fixtures.py
+The trained vocab.txt is kept on later runs (tokenizers' trainer is not deterministic: it breaks ties
+in hash order); --retrain trains a new one.
+
+Run with the reference environment:  /root/refenv/bin/python tests/reference/make_wordpiece_fixtures.py [--retrain]
 """
 import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import warnings
 
@@ -126,10 +130,59 @@ PROMPTS = [
     "   leading and trailing spaces   ", "multiple     spaces", "CamelCaseWord", "ALLCAPS", "mIxEd CaSe",
     "\u0041\u0301 combining acute", "ﬁ ligature", "Ⅻ roman", "①②③", "½ ¾", "ｆｕｌｌｗｉｄｔｈ",
     "a\u0308\u0323 reorder", "\U0002B820 ext-e", "\U0002B920 ext", "\U000E0041 tag",
+    # where tokenizers' Rust predicates differ from the legacy Python BasicTokenizer
+    "a\U0002B820b", "a\U0002B920b", "dog\u2028cat", "dog\x0bcat\x0cbird\x85fish", "dog\u1680cat",
+    "\U0001FAE8 new emoji", "a\u0600b", "ǅ title", "ΣΑΣ final sigma",
 ]
 DECODE_LISTS = [
     [], [1], [2, 3], "##first", "punct", "contractions", "specials", [999999], [-1],
 ]
+
+
+# Small configurations written by the test itself into a temporary folder (the blip vocab.txt less
+# `drop`, plus these files): the rules for missing special tokens, config-side extras, strip_accents
+# and tokenize_chinese_chars overrides, a normalized token in added_tokens_decoder.
+EXTRA_PROMPTS = ["Héllo [DEC] wörld [ENC] [MASK] 中文 café", "a [enc] b [dec] Wörld", "ÅNGSTRÖM naïve İstanbul",
+                 "x 東京 y", "it ' s do not , ok .", ""]
+EXTRAS = {
+    "missing_specials": {"drop": ["[MASK]"], "files": {
+        "tokenizer_config.json": {"do_lower_case": True, "tokenizer_class": "BertTokenizer"},
+        "special_tokens_map.json": {"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]}}},
+    "config_extras": {"drop": [], "files": {
+        "tokenizer_config.json": {"additional_special_tokens": ["[ENC]"], "bos_token": "[DEC]",
+                                  "tokenizer_class": "BertTokenizer"},
+        "added_tokens.json": {"[DEC]": 3000, "[ENC]": 3001}}},
+    "keep_accents": {"drop": [], "files": {
+        "tokenizer_config.json": {"do_lower_case": True, "strip_accents": False, "clean_up_tokenization_spaces": True,
+                                  "tokenizer_class": "BertTokenizer"}}},
+    "cased_strip_no_cjk": {"drop": [], "files": {
+        "tokenizer_config.json": {"do_lower_case": False, "strip_accents": True, "tokenize_chinese_chars": False,
+                                  "tokenizer_class": "BertTokenizer"}}},
+    "decoder_normalized": {"drop": [], "files": {
+        "tokenizer_config.json": {"bos_token": "[DEC]", "tokenizer_class": "BertTokenizer", "added_tokens_decoder": {
+            "3000": {"content": "[DEC]", "special": True, "normalized": False},
+            "3001": {"content": "Wörld", "special": False, "normalized": True}}}}},
+}
+
+
+def record_extra(name, spec, vocab_lines):
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(v + "\n" for v in vocab_lines if v not in spec["drop"]))
+        for fn, obj in spec["files"].items():
+            with open(os.path.join(d, fn), "w", encoding="utf-8") as f:
+                json.dump(obj, f)
+        tok = AutoTokenizer.from_pretrained(d)
+        assert type(tok) is BertTokenizer
+        cases = []
+        for p in EXTRA_PROMPTS:
+            ids = tok(p).input_ids
+            cases.append({"text": p, "ids": ids, "tokens": tok.convert_ids_to_tokens(ids), "decoded": tok.decode(ids),
+                          "decoded_skip": tok.decode(ids, skip_special_tokens=True)})
+        files = {fn: json.dumps(obj, ensure_ascii=False) for fn, obj in spec["files"].items()}  # file texts
+        return {"drop": spec["drop"], "files": files, "vocab_size": len(tok),
+                "bos": tok.bos_token_id if tok.bos_token is not None else None, "mask": tok.mask_token_id,
+                "cases": cases}
 
 
 def record(tok, label):
@@ -156,7 +209,7 @@ def record(tok, label):
         return [tok.convert_tokens_to_ids(w) for w in words]
 
     v = tok.get_vocab()
-    hashes = [t for t in v if t.startswith("##")][:3]
+    hashes = sorted(t for t in v if t.startswith("##"))[:3]
     lists = []
     for d in DECODE_LISTS:
         if d == "##first":
@@ -185,11 +238,22 @@ def record(tok, label):
 def main():
     assert BertTokenizer.__mro__[1].__name__ == "TokenizersBackend", "BertTokenizer is not tokenizers-backed"
     assert transformers.BertTokenizerFast is BertTokenizer
-    shutil.rmtree(ROOT, ignore_errors=True)
     blip, cased, saved = (os.path.join(ROOT, d) for d in ("blip", "cased", "saved"))
+    # tokenizers' trainer breaks ties in hash order, so every training gives a slightly different
+    # vocabulary: keep the committed one (the fixtures are then reproducible) unless --retrain
+    kept = None
+    if "--retrain" not in sys.argv and os.path.isfile(os.path.join(blip, "vocab.txt")):
+        with open(os.path.join(blip, "vocab.txt"), encoding="utf-8") as f:
+            kept = f.read()
+    shutil.rmtree(ROOT, ignore_errors=True)
     for d in (blip, cased, saved):
         os.makedirs(d)
-    n = train_vocab(os.path.join(blip, "vocab.txt"))
+    if kept is None:
+        n = train_vocab(os.path.join(blip, "vocab.txt"))
+    else:
+        with open(os.path.join(blip, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write(kept)
+        n = kept.count("\n")
     shutil.copy(os.path.join(blip, "vocab.txt"), os.path.join(cased, "vocab.txt"))
 
     def dump(path, obj):
@@ -228,6 +292,8 @@ def main():
         "configs": {"blip": record(t_blip, "blip"), "saved": record(t_saved, "saved"),
                     "cased": record(t_cased, "cased"), "vocab_txt": record(t_file, "vocab_txt")},
     }
+    vocab_lines = open(os.path.join(blip, "vocab.txt"), encoding="utf-8").read().split("\n")[:-1]
+    result["extras"] = {k: record_extra(k, v, vocab_lines) for k, v in EXTRAS.items()}
     # one case per line keeps the file small and its diffs readable
     with open(os.path.join(ROOT, "cases.json"), "w", encoding="utf-8") as f:
         f.write('{"generator": %s, "versions": %s, "configs": {\n' % (
@@ -240,7 +306,10 @@ def main():
                 f.write(",\n".join("   " + json.dumps(x, ensure_ascii=False) for x in c[key]))
                 f.write("\n  ]%s\n" % ("," if li < 2 else ""))
             f.write(" }%s\n" % ("," if ci < len(result["configs"]) - 1 else ""))
-        f.write("}}\n")
+        f.write('}, "extras": {\n')
+        f.write(",\n".join(" %s: %s" % (json.dumps(k), json.dumps(v, ensure_ascii=False))
+                            for k, v in result["extras"].items()))
+        f.write("\n}}\n")
     with open(os.path.join(ROOT, "cases.json"), encoding="utf-8") as f:
         assert json.load(f) == result
     for k, c in result["configs"].items():
