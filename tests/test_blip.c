@@ -347,7 +347,7 @@ START_TEST(test_cli_caption) {
     snprintf(tsv, sizeof tsv, "%s/out/captions.tsv", tmpdir);
     snprintf(tsv2, sizeof tsv2, "%s/out/captions2.tsv", tmpdir);
     const char *cli = da_test_cli();
-    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 4 --vocab tests/data/wordpiece/blip "
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 4 --vocab tests/data/blip/vocab "
                                       "-o %s", cli, model), 0);
     ck_assert_int_eq(da_test_sh(NULL, "%s mkdataset --classes 2 --per-class 3 --size 40 -o %s && cp %s %s/002.*/ && "
                                       "mkdir -p %s/out", cli, ds, "tests/data/images/bad_png_bad_crc.png", ds, tmpdir), 0);
@@ -404,7 +404,7 @@ START_TEST(test_caption_text) {
     snprintf(model, sizeof model, "%s/blip-vocab4", tmpdir);
     snprintf(tsv, sizeof tsv, "%s/text.tsv", tmpdir);
     const char *cli = da_test_cli();
-    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 4 --vocab tests/data/wordpiece/blip "
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 4 --vocab tests/data/blip/vocab "
                                       "-o %s >/dev/null", cli, model), 0);
     char *js = NULL;
     size_t jl;

@@ -705,7 +705,7 @@ START_TEST(test_sgid_blip) {
     char *blip = sub(g_dir, "blip"), *out = sub(g_dir, "sgid-blip"), *out2 = sub(g_dir, "sgid-blip2");
     char *tsv = sub(g_dir, "blip.tsv");
     ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 2 --vocab "
-                                      "tests/data/wordpiece/blip -o %s >/dev/null", cli, blip), 0);
+                                      "tests/data/blip/vocab -o %s >/dev/null", cli, blip), 0);
     char *log = NULL;
     int rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --blip-max-tokens 6 --input %s --output %s "
                            "--steps 2 --size 64 --samples 2", g_sd, g_clip, blip, g_ds, out);

@@ -18,6 +18,9 @@ Fixtures (tests/data/blip/):
                             with -1 after eos), with the case's parameters in the metadata
   preprocess.ref.safetensors BlipImageProcessorPil on tests/data/blip/cat.png (a non-square image):
                             pixel_values[..., ::8, ::8] (every 8th row and column)
+  captions.json             the whole path (BlipProcessor with the PIL image processor and the tokenizer
+                            mkmodel writes from tests/data/blip/vocab, a snapshot of the wordpiece test
+                            vocabulary) -> generate -> decode on tests/data/blip/ds
 Every reference tensor is asserted finite.
 
 Usage: /root/refenv/bin/python tests/reference/make_blip_fixtures.py [build/diffaug] [out_dir]
@@ -166,7 +169,7 @@ save_file(finite({"pixel_values": pv[..., ::8, ::8].contiguous()}), os.path.join
 print("eos", EOS)
 
 # ---- the whole captioning path: BlipProcessor (PIL image processor + the tokenizer mkmodel wrote from
-# tests/data/wordpiece/blip) -> generate -> decode, on a small committed dataset (tests/data/blip/ds)
+# tests/data/blip/vocab) -> generate -> decode, on a small committed dataset (tests/data/blip/ds)
 from transformers import AutoTokenizer, BlipProcessor
 
 ds = os.path.join(OUT, "ds")
@@ -188,7 +191,7 @@ for rel, (w, h) in pics.items():
     Image.fromarray(rgb.astype(np.uint8)).save(path)
 cap_dir = os.path.join(tmp, "tiny-blip-vocab")
 subprocess.run([CLI, "mkmodel", "--config", "tiny-blip", "--layout", "diffusers", "--seed", "4", "--vocab",
-                "tests/data/wordpiece/blip", "-o", cap_dir], check=True, stdout=subprocess.DEVNULL)
+                "tests/data/blip/vocab", "-o", cap_dir], check=True, stdout=subprocess.DEVNULL)
 cap_model = BlipForConditionalGeneration.from_pretrained(cap_dir, dtype=torch.float32).eval()
 processor = BlipProcessor(image_processor=BlipImageProcessorPil(), tokenizer=AutoTokenizer.from_pretrained(cap_dir))
 caps = {}
