@@ -3,12 +3,15 @@
  * Recognised (see docs/MODELS.md for the rules):
  *   - an original single-file SD checkpoint (.safetensors with model.diffusion_model.*,
  *     first_stage_model.*, cond_stage_model.transformer.text_model.*): SD 1.x or InstructPix2Pix;
- *   - a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ [tokenizer/ scheduler/]);
+ *   - the SDXL single file (model.diffusion_model.* with label_emb, first_stage_model.*,
+ *     conditioner.embedders.0.transformer.text_model.*, conditioner.embedders.1.model.*);
+ *   - a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ [text_encoder_2/]
+ *     [tokenizer/ scheduler/]), SD 1.x, InstructPix2Pix or SDXL (StableDiffusionXLPipeline);
  *   - a transformers CLIPModel folder (config.json + model.safetensors);
  *   - a transformers BlipForConditionalGeneration folder (config.json + model.safetensors [+ vocab.txt]);
  *   - one component: a folder with config.json + weights (unet/, vae/, text_encoder/), or a lone
  *     .safetensors file of a UNet / VAE (diffusers or ldm naming) / CLIP text encoder.
- * SD 2.x and SDXL are recognised and refused with DA_ERR_UNSUPPORTED.
+ * SD 2.x is recognised and refused with DA_ERR_UNSUPPORTED.
  *
  * da_model_open validates everything once: each safetensors file (da_st_open), the configuration
  * (from config.json where present, else from tensor shapes), and both directions of the tensor list
@@ -52,17 +55,31 @@ typedef struct da_model_file {
     bool cfg_from_json;        /* configuration read from config.json files (else from shapes) */
     da_spec *spec;
     int n_parts;
-    da_model_part parts[3];
+    da_model_part parts[4];   /* SDXL folders: unet, vae, text_encoder, text_encoder_2 */
     const char *ldm_prefix;    /* prefix missing from a lone ldm VAE file ("first_stage_model."), else "" */
     char *tokenizer_dir;       /* folder with vocab.json + merges.txt (BLIP: vocab.txt), or NULL */
     char *scheduler_config;    /* scheduler/scheduler_config.json, or NULL */
     size_t n_ignored;          /* tolerated keys not used (model_ema.*, position_ids buffers) */
     size_t n_tensors_expected; /* spec entries of the present components (extras excluded) */
+    struct da_model_file *vae_file; /* replacement VAE (da_model_open_ex opts.vae): VAE tensors come from
+                                       it; NULL: the model's own */
 } da_model_file;
 
 /* Recognise path, infer and validate. On error *out is NULL and err says what and where. */
 da_status da_model_open(const char *path, da_model_file **out, da_error *err);
 void da_model_close(da_model_file *m);
+
+/* Options of da_model_open_ex (zero-initialise or da_model_open_opts_init). */
+typedef struct da_model_open_opts {
+    /* A separate VAE replacing the model's (e.g. sdxl-vae-fp16-fix, vae-ft-mse-840000): a diffusers
+     * vae folder (config.json + weights) or a lone .safetensors in diffusers or ldm naming (with or
+     * without the first_stage_model. prefix). Its structure must equal the model's VAE; its
+     * scaling_factor is used when it comes with a config.json, else the model's is kept. */
+    const char *vae;
+} da_model_open_opts;
+void da_model_open_opts_init(da_model_open_opts *o);
+/* da_model_open with options (opts may be NULL). */
+da_status da_model_open_ex(const char *path, const da_model_open_opts *opts, da_model_file **out, da_error *err);
 
 /* Whether the model carries component c. */
 bool da_model_has(const da_model_file *m, da_component c);
