@@ -36,7 +36,7 @@
  * (DiffuseMix's ten edits, the empty negative prompt), and a prompt is encoded alone (batch 1) so
  * its embedding is the same bytes whatever else was asked for. */
 #define PROMPT_CACHE 64
-#define N_CHUNKS 16
+#define N_CHUNKS 24
 
 typedef struct prompt_entry {
     char *text;
@@ -46,6 +46,9 @@ typedef struct prompt_entry {
 
 struct da_sd {
     da_model_file *m;
+    da_model_file *vae_m; /* options.vae: the file the VAE comes from (NULL: m) */
+    float vae_scale;      /* the latent scaling factor of the VAE in use */
+    da_sd_sampling sampling;
     da_tokenizer *tok;
     da_clip_text *text;
     da_unet *unet;
@@ -100,8 +103,59 @@ void da_sd_close(da_sd *sd) {
     da_unet_free(sd->unet);
     da_clip_text_free(sd->text);
     da_tokenizer_free(sd->tok);
+    da_model_close(sd->vae_m);
     da_model_close(sd->m);
     free(sd);
+}
+
+/* The VAE: the model's, or options.vae's. A replacement VAE's scaling factor comes from its
+ * config.json when it has one (diffusers reads AutoencoderKL.config.scaling_factor), else (a lone
+ * file, which carries no constant) from the model it serves. */
+static da_status open_vae(da_sd *sd, const char *path, da_error *err) {
+    const da_model_file *m = sd->m;
+    if (!path || !*path) {
+        sd->vae_scale = m->cfg.vae.scaling_factor;
+        return da_vae_load(m, &sd->vae, err);
+    }
+    da_status st = da_model_open(path, &sd->vae_m, err);
+    if (st) return st;
+    const da_model_file *v = sd->vae_m;
+    if (!da_model_has(v, DA_COMP_VAE))
+        return da_err_set(err, DA_ERR_INVALID_ARG, "--vae %s: a %s without a VAE (give a diffusers vae/ folder or a VAE "
+                          ".safetensors)", path, da_model_kind_name(v->kind));
+    if (v->cfg.vae.latent_channels != m->cfg.unet.out_channels)
+        return da_err_set(err, DA_ERR_SHAPE, "--vae %s: %d latent channels, the UNet of %s has %d", path,
+                          v->cfg.vae.latent_channels, m->path, m->cfg.unet.out_channels);
+    sd->vae_scale = v->cfg_from_json ? v->cfg.vae.scaling_factor : m->cfg.vae.scaling_factor;
+    return da_vae_load(v, &sd->vae, err);
+}
+
+/* How the checkpoint samples (da_sd_sampling): a folder's scheduler_config.json of class
+ * EDMEulerScheduler makes an EDM model with that file's constants; else epsilon (the file's
+ * prediction_type when it has one a discrete class reads). */
+static da_status detect_sampling(da_sd *sd, da_error *err) {
+    da_sd_sampling *ms = &sd->sampling;
+    memset(ms, 0, sizeof *ms);
+    ms->prediction = DA_PRED_EPSILON;
+    ms->source = "default";
+    const char *sc = sd->m->scheduler_config;
+    if (!sc) return DA_OK;
+    da_sampler_kind k;
+    da_sched_config c;
+    da_status st = da_sched_config_file_kind(sc, &k, err);
+    if (st) return st;
+    if (k == DA_SAMPLER_EDM_EULER) {
+        if ((st = da_sched_config_load(sc, DA_SAMPLER_EDM_EULER, &c, err))) return st;
+        ms->edm = true;
+        ms->sigma_min = c.sigma_min;
+        ms->sigma_max = c.sigma_max;
+        ms->sigma_data = c.sigma_data;
+    } else if ((st = da_sched_config_load(sc, DA_SAMPLER_EULER, &c, err))) {
+        return st;
+    }
+    ms->prediction = c.prediction;
+    ms->source = "scheduler/scheduler_config.json";
+    return DA_OK;
 }
 
 da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
@@ -147,7 +201,8 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
     if ((st = da_tokenizer_load(tokp, &sd->tok, err))) goto fail;
     if ((st = da_clip_text_load(m, DA_COMP_TEXT_ENCODER, &sd->text, err))) goto fail;
     if ((st = da_unet_load(m, &sd->unet, err))) goto fail;
-    if ((st = da_vae_load(m, &sd->vae, err))) goto fail;
+    if ((st = open_vae(sd, o->vae, err))) goto fail;
+    if ((st = detect_sampling(sd, err))) goto fail;
     sd->L = da_clip_text_cfg(sd->text)->max_positions;
     sd->D = da_clip_text_cfg(sd->text)->hidden_size;
     if (da_tokenizer_max_length(sd->tok) != sd->L) {
@@ -174,28 +229,41 @@ fail:
 
 const da_model_config *da_sd_config(const da_sd *sd) { return &sd->m->cfg; }
 
-/* One file: its SHA-256. Several (a diffusers folder): SHA-256 of the sha256sum-style lines
- * "<hex>  <component>\n" in the order unet, vae, text_encoder, so the value names the exact files. */
+const da_sd_sampling *da_sd_model_sampling(const da_sd *sd) { return &sd->sampling; }
+
+/* One file and the model's own VAE: that file's SHA-256. Otherwise the SHA-256 of the sha256sum-style
+ * lines "<hex>  <part>\n": the components in the order unet, vae, text_encoder, text_encoder_2 (a
+ * single file is one line "model"), then "vae" for a replacement VAE, so the value names the exact files. */
 const char *da_sd_hash(da_sd *sd) {
     if (sd->hashed) return sd->hash;
     const da_model_file *m = sd->m;
     uint8_t dg[32];
     da_error e;
-    if (m->n_parts == 1) {
+    if (m->n_parts == 1 && !sd->vae_m) {
         if (da_sha256_file(m->parts[0].path, dg, &e)) return "";
         da_sha256_hex(dg, sd->hash);
     } else {
+        const char *label[8], *path[8];
+        int k = 0;
+        if (m->n_parts == 1) {
+            label[k] = "model", path[k++] = m->parts[0].path;
+        } else {
+            static const da_component order[] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER, DA_COMP_TEXT_ENCODER_2};
+            for (int i = 0; i < 4; i++) {
+                const da_model_part *p = da_model_part_of(m, order[i]);
+                if (p && !(sd->vae_m && order[i] == DA_COMP_VAE)) label[k] = da_component_name(order[i]), path[k++] = p->path;
+            }
+        }
+        const da_model_part *vp = sd->vae_m ? da_model_part_of(sd->vae_m, DA_COMP_VAE) : NULL;
+        if (vp) label[k] = "vae", path[k++] = vp->path;
         da_sha256 h;
         da_sha256_init(&h);
-        static const da_component order[] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER};
-        for (int i = 0; i < 3; i++) {
-            const da_model_part *p = da_model_part_of(m, order[i]);
-            if (!p) continue;
+        for (int i = 0; i < k; i++) {
             char hex[65], line[128];
-            if (da_sha256_file(p->path, dg, &e)) return "";
+            if (da_sha256_file(path[i], dg, &e)) return "";
             da_sha256_hex(dg, hex);
-            int k = snprintf(line, sizeof line, "%s  %s\n", hex, da_component_name(order[i]));
-            da_sha256_update(&h, line, (size_t)k);
+            int n = snprintf(line, sizeof line, "%s  %s\n", hex, label[i]);
+            da_sha256_update(&h, line, (size_t)n);
         }
         da_sha256_final(&h, dg);
         da_sha256_hex(dg, sd->hash);
@@ -289,6 +357,78 @@ static da_status draw(const noise_src *ns, da_gen_draw d, int step, float *out, 
     return DA_OK;
 }
 
+/* ---- schedule and conditioning ------------------------------------------------------------------ */
+
+void da_gen_time_ids(const da_gen_params *p, float out[6]) {
+    const int *o = p->original_size, *c = p->crop_top_left, *t = p->target_size;
+    bool od = o[0] <= 0 || o[1] <= 0, td = t[0] <= 0 || t[1] <= 0;
+    out[0] = (float)(od ? p->height : o[0]);
+    out[1] = (float)(od ? p->width : o[1]);
+    out[2] = (float)c[0];
+    out[3] = (float)c[1];
+    out[4] = (float)(td ? p->height : t[0]);
+    out[5] = (float)(td ? p->width : t[1]);
+}
+
+/* CosXL's sampling (its model card's EDMEulerScheduler; ComfyUI's ModelSamplingContinuousEDM
+ * defaults; DiffCoRe-Mix's generation script): used for what the checkpoint does not say. */
+#define COSXL_SIGMA_MIN 0.002
+#define COSXL_SIGMA_MAX 120.0
+#define COSXL_SIGMA_DATA 1.0
+
+static bool sd_is_xl(const da_sd *sd) { return sd->m->cfg.family == DA_FAMILY_SDXL; }
+
+da_status da_gen_sched_config(const da_sd *sd, const da_gen_params *p, da_sched_config *c, da_error *err) {
+    const da_sd_sampling *ms = &sd->sampling;
+    if ((unsigned)p->edm > DA_EDM_OFF || (unsigned)p->prediction > DA_PREDICT_V)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: bad edm (%d) or prediction (%d) setting", (int)p->edm,
+                          (int)p->prediction);
+    if ((int)p->sampler < 0 || p->sampler >= DA_SAMPLER_COUNT)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: unknown sampler %d", (int)p->sampler);
+    bool edm = p->edm == DA_EDM_ON || (p->edm == DA_EDM_AUTO && ms->edm);
+    da_status st;
+    if (edm && p->sampler != DA_SAMPLER_EDM_EULER)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: %s is sampled as an EDM model (%s): it needs the EDM Euler "
+                          "sampler, not %s", sd->m->path, p->edm == DA_EDM_ON ? "asked for" : ms->source,
+                          da_sampler_kind_name(p->sampler));
+    if (edm && ms->edm && sd->m->scheduler_config) {
+        if ((st = da_sched_config_load(sd->m->scheduler_config, DA_SAMPLER_EDM_EULER, c, err))) return st;
+    } else if (edm) {
+        da_sched_config_defaults(c, DA_SAMPLER_EDM_EULER);
+        c->prediction = ms->edm ? ms->prediction : DA_PRED_V;
+        c->sigma_min = ms->edm && ms->sigma_min > 0 ? ms->sigma_min : COSXL_SIGMA_MIN;
+        c->sigma_max = ms->edm && ms->sigma_max > 0 ? ms->sigma_max : COSXL_SIGMA_MAX;
+        c->sigma_data = ms->edm && ms->sigma_data > 0 ? ms->sigma_data : COSXL_SIGMA_DATA;
+        c->edm_exponential = true;
+    } else if (sd->m->scheduler_config) {
+        if ((st = da_sched_config_load(sd->m->scheduler_config, p->sampler, c, err))) return st;
+    } else if (sd_is_xl(sd)) {
+        da_sched_config_sdxl(c, p->sampler);
+    } else {
+        da_sched_config_sd1x(c, p->sampler);
+    }
+    if (p->karras) {
+        if (c->kind == DA_SAMPLER_EDM_EULER) c->edm_exponential = false;
+        else c->sigmas = DA_SIGMAS_KARRAS;
+    }
+    if (p->prediction != DA_PREDICT_AUTO) c->prediction = p->prediction == DA_PREDICT_V ? DA_PRED_V : DA_PRED_EPSILON;
+    const double ov[3] = {p->sigma_min, p->sigma_max, p->sigma_data};
+    for (int i = 0; i < 3; i++)
+        if (!(ov[i] >= 0 && ov[i] < 1e6))
+            return da_err_set(err, DA_ERR_INVALID_ARG, "generate: EDM sigma setting %g must be >= 0 (0: the model's)", ov[i]);
+    if (c->kind == DA_SAMPLER_EDM_EULER) {
+        if (p->sigma_min > 0) c->sigma_min = p->sigma_min;
+        if (p->sigma_max > 0) c->sigma_max = p->sigma_max;
+        if (p->sigma_data > 0) c->sigma_data = p->sigma_data;
+        if (!(c->sigma_min < c->sigma_max))
+            return da_err_set(err, DA_ERR_INVALID_ARG, "generate: EDM sigma_min %g must be below sigma_max %g",
+                              c->sigma_min, c->sigma_max);
+    } else if (ov[0] > 0 || ov[1] > 0 || ov[2] > 0) {
+        return da_err_set(err, DA_ERR_INVALID_ARG, "generate: sigma_min / sigma_max / sigma_data apply to EDM sampling only");
+    }
+    return DA_OK;
+}
+
 /* ---- generation ------------------------------------------------------------------------------- */
 
 /* What one UNet row of a step is: which item's latent, which text states, which image latent. */
@@ -326,6 +466,14 @@ static da_status check_args(const da_sd *sd, const da_gen_params *p, const da_ge
         return da_err_set(err, DA_ERR_INVALID_ARG, "generate: unknown sampler %d", (int)p->sampler);
     if (p->karras && p->sampler == DA_SAMPLER_DDIM)
         return da_err_set(err, DA_ERR_INVALID_ARG, "generate: Karras sigmas do not apply to DDIM");
+    const int *mc[3] = {p->original_size, p->crop_top_left, p->target_size};
+    static const char *const mcn[3] = {"original size", "crop top-left", "target size"};
+    for (int i = 0; i < 3; i++) {
+        bool pair_ok = i == 1 || (mc[i][0] > 0) == (mc[i][1] > 0);
+        if (mc[i][0] < 0 || mc[i][1] < 0 || mc[i][0] > 1 << 20 || mc[i][1] > 1 << 20 || !pair_ok)
+            return da_err_set(err, DA_ERR_INVALID_ARG, "generate: %s %d,%d: values in [0, 2^20]%s", mcn[i], mc[i][0],
+                              mc[i][1], i == 1 ? "" : ", both or neither zero");
+    }
     if (p->rng != DA_RNG_PHILOX && p->rng != DA_RNG_TORCH)
         return da_err_set(err, DA_ERR_INVALID_ARG, "generate: unknown rng mode %d", (int)p->rng);
     int cin = da_unet_config_of(sd->unet)->in_channels;
@@ -384,14 +532,8 @@ static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *
     const size_t Ld = (size_t)sd->L * sd->D;
     if (lc != 4) return da_err_set(err, DA_ERR_UNSUPPORTED, "generate: VAE with %d latent channels", lc);
 
-    /* schedule: the model's scheduler_config.json read as the chosen class, else SD 1.x defaults */
     da_sched_config sc;
-    if (sd->m->scheduler_config) {
-        if ((st = da_sched_config_load(sd->m->scheduler_config, p->sampler, &sc, err))) return st;
-    } else {
-        da_sched_config_sd1x(&sc, p->sampler);
-    }
-    if (p->karras) sc.sigmas = DA_SIGMAS_KARRAS;
+    if ((st = da_gen_sched_config(sd, p, &sc, err))) return st;
     da_schedule *s = NULL;
     da_sampler *sp = NULL;
     gen_bufs b = {0};
@@ -474,7 +616,7 @@ static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *
         if (st) goto done;
     }
     if (p->mode == DA_GEN_IMG2IMG)
-        for (size_t k = 0; k < N; k++) b.x0[k] *= vc->scaling_factor;
+        for (size_t k = 0; k < N; k++) b.x0[k] *= sd->vae_scale;
 
     /* initial latents */
     if ((st = draw(&ns, DA_DRAW_LATENT, -1, b.noise, err))) goto done;
@@ -539,7 +681,7 @@ static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *
     if (latents) memcpy(latents, b.x, N * sizeof(float));
     if (out) {
         /* decode one image at a time: bounded memory at 512x512 and the same bytes in any batch */
-        for (size_t k = 0; k < N; k++) b.xin[k] = b.x[k] / vc->scaling_factor; /* latents / scaling_factor */
+        for (size_t k = 0; k < N; k++) b.xin[k] = b.x[k] / sd->vae_scale; /* latents / scaling_factor */
         for (int i = 0; i < n; i++) {
             st = da_vae_decode_rgb8(sd->vae, sd->be, &sd->arena, b.xin + per * i, 1, h, w, &out[i], err);
             if (st) {
@@ -591,7 +733,7 @@ static const char *sampler_cli_name(const da_gen_params *p) {
     case DA_SAMPLER_EULER: return "euler";
     case DA_SAMPLER_EULER_A: return "euler_a";
     case DA_SAMPLER_DPMPP_2M: return p->karras ? "dpmpp_2m_karras" : "dpmpp_2m";
-    case DA_SAMPLER_EDM_EULER: return "edm_euler";
+    case DA_SAMPLER_EDM_EULER: return p->karras ? "edm_euler_karras" : "edm_euler";
     default: return "unknown";
     }
 }
@@ -613,6 +755,20 @@ int da_gen_text_chunks(da_sd *sd, const da_gen_params *p, const da_gen_item *it,
     if (p->mode == DA_GEN_EDIT) chunk(sd, &k, "image_guidance", "%g", (double)it->image_guidance);
     if (p->mode == DA_GEN_IMG2IMG) chunk(sd, &k, "strength", "%g", (double)p->strength);
     chunk(sd, &k, "size", "%dx%d", p->width, p->height);
+    da_sched_config sc;
+    da_error e;
+    if (da_gen_sched_config(sd, p, &sc, &e) == DA_OK) {
+        chunk(sd, &k, "prediction", "%s", sc.prediction == DA_PRED_V ? "v_prediction" : "epsilon");
+        if (sc.kind == DA_SAMPLER_EDM_EULER)
+            chunk(sd, &k, "edm", "sigma_min %g, sigma_max %g, sigma_data %g, %s", sc.sigma_min, sc.sigma_max,
+                  sc.sigma_data, sc.edm_exponential ? "exponential" : "karras");
+    }
+    if (sd_is_xl(sd)) {
+        float t[6];
+        da_gen_time_ids(p, t);
+        chunk(sd, &k, "sdxl_time_ids", "original_size (%g, %g), crops_coords_top_left (%g, %g), target_size (%g, %g)",
+              t[0], t[1], t[2], t[3], t[4], t[5]);
+    }
     chunk(sd, &k, "model_sha256", "%s", da_sd_hash(sd));
     chunk(sd, &k, "software", "diffaug %s", DIFFAUG_VERSION);
     *keys = sd->keys;
