@@ -460,6 +460,140 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* ---- replacement VAE, scheduler selection, micro-conditioning ------------------------------------ */
+
+static void gen_vae(const char *vae, float *lat, da_image *img) {
+    da_sd_options o;
+    da_sd_options_init(&o);
+    o.model = g_sd;
+    o.vae = vae;
+    o.threads = 1;
+    da_sd *sd;
+    da_error err;
+    ck_assert_msg(da_sd_open(&o, &sd, &err) == DA_OK, "%s", err.msg);
+    ck_assert_int_eq(strlen(da_sd_hash(sd)), 64);
+    da_gen_params p;
+    da_gen_params_init(&p);
+    p.sampler = DA_SAMPLER_DDIM;
+    p.steps = 2;
+    p.width = p.height = 64;
+    da_gen_item it;
+    da_gen_item_init(&it);
+    it.prompt = "a green apple";
+    ck_assert_msg(da_sd_generate(sd, &p, &it, 1, img, lat, &err) == DA_OK, "%s", err.msg);
+    da_sd_close(sd);
+}
+
+/* options.vae replaces the decoder only: the model's own vae/ folder gives the same bytes; another
+ * VAE (the ip2p model's, another seed) the same latents and other pixels, whether given as its
+ * folder or as its lone weights file (which takes the model's scaling factor). */
+START_TEST(test_vae_option) {
+    float l0[256], l1[256], l2[256], l3[256];
+    da_image i0, i1, i2, i3;
+    char *own = da_path_join(g_sd, "vae"), *other = da_path_join(g_ip2p, "vae");
+    char *lone = da_path_join(other, "diffusion_pytorch_model.safetensors");
+    gen_vae(NULL, l0, &i0);
+    gen_vae(own, l1, &i1);
+    gen_vae(other, l2, &i2);
+    gen_vae(lone, l3, &i3);
+    ck_assert(!memcmp(l0, l1, sizeof l0) && !memcmp(i0.data, i1.data, 64 * 64 * 3));
+    ck_assert(!memcmp(l0, l2, sizeof l0) && memcmp(i0.data, i2.data, 64 * 64 * 3) != 0);
+    ck_assert(!memcmp(i2.data, i3.data, 64 * 64 * 3));
+    da_image_free(&i0), da_image_free(&i1), da_image_free(&i2), da_image_free(&i3);
+    /* not a VAE / not there: refused, named */
+    char *te = da_path_join(g_sd, "text_encoder");
+    const char *bad[2] = {te, "/nonexistent/vae"};
+    for (int i = 0; i < 2; i++) {
+        da_sd_options o;
+        da_sd_options_init(&o);
+        o.model = g_sd;
+        o.vae = bad[i];
+        da_sd *sd = NULL;
+        da_error err;
+        ck_assert_int_ne(da_sd_open(&o, &sd, &err), DA_OK);
+        ck_assert_ptr_null(sd);
+        ck_assert_msg(strstr(err.msg, bad[i]), "%s", err.msg);
+    }
+    free(te), free(own), free(other), free(lone);
+}
+END_TEST
+
+/* da_gen_sched_config: the model's file for discrete samplers; EDM forced on an SD 1.x model gets
+ * CosXL's settings (the same schedule as diffusers' CosXL config, tests/data/sampler/configs/
+ * edm_cosxl.json, whose sigmas test_schedule checks against diffusers); overrides and refusals. */
+START_TEST(test_sched_selection) {
+    da_sd *sd = open_sd(g_sd, 1);
+    ck_assert(!da_sd_model_sampling(sd)->edm);
+    ck_assert_int_eq(da_sd_model_sampling(sd)->prediction, DA_PRED_EPSILON);
+    da_gen_params p;
+    da_gen_params_init(&p);
+    da_sched_config c, ref;
+    da_error err;
+    ck_assert_msg(da_gen_sched_config(sd, &p, &c, &err) == DA_OK, "%s", err.msg);
+    ck_assert(da_sched_config_load("tests/data/sampler/configs/edm_cosxl.json", DA_SAMPLER_EDM_EULER, &ref, &err) == DA_OK);
+    ck_assert_int_eq(c.kind, DA_SAMPLER_EULER_A);
+    p.prediction = DA_PREDICT_V;
+    ck_assert(da_gen_sched_config(sd, &p, &c, &err) == DA_OK && c.prediction == DA_PRED_V);
+    p.prediction = DA_PREDICT_AUTO;
+    p.edm = DA_EDM_ON; /* an EDM model samples with EDM Euler only */
+    ck_assert_int_eq(da_gen_sched_config(sd, &p, &c, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "EDM Euler"), "%s", err.msg);
+    p.sampler = DA_SAMPLER_EDM_EULER;
+    ck_assert_msg(da_gen_sched_config(sd, &p, &c, &err) == DA_OK, "%s", err.msg);
+    ck_assert(c.kind == DA_SAMPLER_EDM_EULER && c.prediction == DA_PRED_V && c.edm_exponential);
+    ck_assert(c.sigma_min == 0.002 && c.sigma_max == 120.0 && c.sigma_data == 1.0 && c.final_sigma_zero);
+    da_schedule *a, *b;
+    ck_assert(da_schedule_create(&c, 50, &a, &err) == DA_OK && da_schedule_create(&ref, 50, &b, &err) == DA_OK);
+    ck_assert(!memcmp(a->sigmas, b->sigmas, 51 * sizeof(float)) && !memcmp(a->timesteps, b->timesteps, 50 * sizeof(float)));
+    ck_assert(a->init_noise_sigma == b->init_noise_sigma);
+    da_schedule_free(a), da_schedule_free(b);
+    p.karras = true;
+    p.sigma_max = 80;
+    ck_assert(da_gen_sched_config(sd, &p, &c, &err) == DA_OK && !c.edm_exponential && c.sigma_max == 80);
+    p.sigma_min = 90; /* above sigma_max */
+    ck_assert_int_eq(da_gen_sched_config(sd, &p, &c, &err), DA_ERR_INVALID_ARG);
+    p.sigma_min = -1;
+    ck_assert_int_eq(da_gen_sched_config(sd, &p, &c, &err), DA_ERR_INVALID_ARG);
+    da_gen_params_init(&p);
+    p.sigma_data = 0.5; /* EDM settings on a discrete sampler */
+    ck_assert_int_eq(da_gen_sched_config(sd, &p, &c, &err), DA_ERR_INVALID_ARG);
+    da_sd_close(sd);
+}
+END_TEST
+
+/* diffusers _get_add_time_ids: list(original_size + crops_coords_top_left + target_size), sizes
+ * defaulting to (height, width); and the argument checks. */
+START_TEST(test_time_ids) {
+    da_gen_params p;
+    da_gen_params_init(&p);
+    p.width = 64;
+    p.height = 48;
+    float t[6];
+    da_gen_time_ids(&p, t);
+    const float d[6] = {48, 64, 0, 0, 48, 64};
+    ck_assert(!memcmp(t, d, sizeof d));
+    p.original_size[0] = 1024, p.original_size[1] = 768;
+    p.crop_top_left[0] = 10, p.crop_top_left[1] = 20;
+    p.target_size[0] = 512, p.target_size[1] = 256;
+    da_gen_time_ids(&p, t);
+    const float e[6] = {1024, 768, 10, 20, 512, 256};
+    ck_assert(!memcmp(t, e, sizeof e));
+    da_sd *sd = open_sd(g_sd, 1);
+    da_gen_item it;
+    da_gen_item_init(&it);
+    it.prompt = "x";
+    da_error err;
+    p.steps = 1;
+    p.original_size[1] = 0; /* half a size */
+    ck_assert_int_eq(da_sd_generate(sd, &p, &it, 1, NULL, NULL, &err), DA_ERR_INVALID_ARG);
+    ck_assert_msg(strstr(err.msg, "original size"), "%s", err.msg);
+    p.original_size[1] = 768;
+    p.crop_top_left[0] = -1;
+    ck_assert_int_eq(da_sd_generate(sd, &p, &it, 1, NULL, NULL, &err), DA_ERR_INVALID_ARG);
+    da_sd_close(sd);
+}
+END_TEST
+
 static da_status stop_at_2(void *ctx, int step, int n_steps, const float *lat, size_t n) {
     return step == 1 ? DA_ERR_INTERRUPTED : DA_OK;
 }
@@ -557,12 +691,37 @@ START_TEST(test_cli) {
     const char *bad[] = {"--prompt x -o y.png", "--model m -o y.png", "--model m --prompt x -o y.png --sampler plms",
                          "--model m --prompt x -o y.png --strength 2", "--model m --prompt x -o y.png --width 63",
                          "--model m --prompt x -o y.png --rng mt", "--model m --prompt x -o y.png --init a --edit b",
-                         "--model m --prompt x -o y.png --steps"};
+                         "--model m --prompt x -o y.png --steps", "--model m --prompt x -o y.png --original-size 512",
+                         "--model m --prompt x -o y.png --crop 0,-1", "--model m --prompt x -o y.png --target-size 512x512",
+                         "--model m --prompt x -o y.png --prediction x0", "--model m --prompt x -o y.png --sigma-min -1",
+                         "--model m --prompt x -o y.png --sampler edm"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = da_test_sh(&out, "%s generate %s 2>&1", da_test_cli(), bad[i]);
         ck_assert_msg(rc == 2, "'%s' gave exit %d: %s", bad[i], rc, out);
         free(out);
     }
+    /* --edm on an SD 1.x model: EDM Euler becomes the default sampler with CosXL's settings (in the chunks) */
+    rc = da_test_sh(&out, "%s generate --model %s --prompt x --edm --steps 1 --width 64 --height 64 -q --threads 1 "
+                    "--original-size 128,96 -o %s/edm.png 2>&1", da_test_cli(), g_sd, dir);
+    ck_assert_msg(rc == 0, "--edm failed: %s", out);
+    free(out);
+    snprintf(p0, sizeof p0, "%s/edm.png", dir);
+    static const char s_chunk[] = "sampler\0edm_euler", p_chunk[] = "prediction\0v_prediction";
+    ck_assert(file_has(p0, s_chunk, sizeof s_chunk - 1));
+    ck_assert(file_has(p0, p_chunk, sizeof p_chunk - 1));
+    static const char edm_chunk[] = "edm\0sigma_min 0.002, sigma_max 120, sigma_data 1, exponential";
+    ck_assert(file_has(p0, edm_chunk, sizeof edm_chunk - 1));
+    /* an EDM model refuses a discrete sampler, and a --vae that is not there is named */
+    rc = da_test_sh(&out, "%s generate --model %s --prompt x --edm --sampler ddim --steps 1 -q -o %s/m.png 2>&1",
+                    da_test_cli(), g_sd, dir);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(out, "EDM Euler"), "%s", out);
+    free(out);
+    rc = da_test_sh(&out, "%s generate --model %s --vae %s/no-vae --prompt x --steps 1 -q -o %s/m.png 2>&1",
+                    da_test_cli(), g_sd, dir, dir);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(out, "no-vae"), "%s", out);
+    free(out);
     /* a missing model: exit 1, named */
     rc = da_test_sh(&out, "%s generate --model %s/no-such-model --prompt x -o %s/m.png 2>&1", da_test_cli(), dir, dir);
     ck_assert_int_eq(rc, 1);
@@ -588,6 +747,9 @@ static Suite *pipeline_suite(void) {
     tcase_add_test(tm, test_img2img_posterior_mean);
     tcase_add_test(tm, test_batch_invariance_edit);
     tcase_add_test(tm, test_errors);
+    tcase_add_test(tm, test_vae_option);
+    tcase_add_test(tm, test_sched_selection);
+    tcase_add_test(tm, test_time_ids);
     tcase_add_test(tm, test_interrupt);
     tcase_add_test(tm, test_cli);
     suite_add_tcase(s, tm);
