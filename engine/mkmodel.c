@@ -237,8 +237,14 @@ static da_status unet_config_json(const da_model_config *cfg, da_dtype dt, const
         up[i] = u->level_has_attn[u->n_levels - 1 - i] ? "CrossAttnUpBlock2D" : "UpBlock2D";
     }
     da_buf b = {0};
-    da_buf_printf(&b, "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"_diffusers_version\": \"0.6.0\",\n");
-    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n  \"attention_head_dim\": ");
+    da_buf_printf(&b, "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  \"_diffusers_version\": \"%s\",\n",
+                  u->addition_embed_dim ? "0.19.0" : "0.6.0");
+    da_buf_printf(&b, "  \"act_fn\": \"silu\",\n");
+    if (u->addition_embed_dim) /* SDXL: text_time added conditioning */
+        da_buf_printf(&b, "  \"addition_embed_type\": \"text_time\",\n  \"addition_embed_type_num_heads\": 64,\n"
+                          "  \"addition_time_embed_dim\": %d,\n  \"projection_class_embeddings_input_dim\": %d,\n",
+                      u->addition_time_embed_dim, u->addition_embed_dim);
+    da_buf_printf(&b, "  \"attention_head_dim\": ");
     json_ints_or_one(&b, u->heads, u->n_levels);
     da_buf_printf(&b, ",\n  \"block_out_channels\": ");
     json_ints(&b, u->block_out_channels, u->n_levels);
@@ -304,6 +310,15 @@ static da_status text_config_json(const da_model_config *cfg, da_dtype dt, const
     return write_buf(&b, dir, "config.json", err);
 }
 
+/* SDXL text_encoder_2: transformers CLIPTextModelWithProjection (OpenCLIP bigG converted). */
+static da_status text2_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"architectures\": [\"CLIPTextModelWithProjection\"],\n");
+    text_config_body(&b, &cfg->text2, "  ");
+    da_buf_printf(&b, ",\n  \"torch_dtype\": \"%s\"\n}\n", torch_dtype_name(dt));
+    return write_buf(&b, dir, "config.json", err);
+}
+
 static da_status clip_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
     const da_clip_vision_config *v = &cfg->vision;
     da_buf b = {0};
@@ -340,6 +355,11 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
     da_buf b = {0};
     if (cfg->family == DA_FAMILY_IP2P) {
         da_buf_printf(&b, "{\n  \"_class_name\": \"EulerAncestralDiscreteScheduler\",\n  \"_diffusers_version\": \"0.15.0\",\n");
+    } else if (cfg->family == DA_FAMILY_SDXL) { /* stable-diffusion-xl-base-1.0's scheduler */
+        da_buf_printf(&b, "{\n  \"_class_name\": \"EulerDiscreteScheduler\",\n  \"_diffusers_version\": \"0.19.0\",\n");
+        da_buf_printf(&b, "  \"clip_sample\": false,\n  \"interpolation_type\": \"linear\",\n  \"sample_max_value\": 1.0,\n");
+        da_buf_printf(&b, "  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n  \"timestep_spacing\": \"leading\",\n");
+        da_buf_printf(&b, "  \"use_karras_sigmas\": false,\n");
     } else {
         da_buf_printf(&b, "{\n  \"_class_name\": \"PNDMScheduler\",\n  \"_diffusers_version\": \"0.6.0\",\n");
         da_buf_printf(&b, "  \"clip_sample\": false,\n  \"set_alpha_to_one\": false,\n  \"skip_prk_steps\": true,\n");
@@ -351,7 +371,24 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
     return write_buf(&b, dir, "scheduler_config.json", err);
 }
 
+/* StableDiffusionXLPipeline's model_index.json (stable-diffusion-xl-base-1.0). */
+static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"StableDiffusionXLPipeline\",\n  \"_diffusers_version\": \"0.19.0\",\n");
+    da_buf_printf(&b, "  \"force_zeros_for_empty_prompt\": true,\n");
+    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"EulerDiscreteScheduler\"],\n");
+    da_buf_printf(&b, "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n");
+    da_buf_printf(&b, "  \"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"],\n");
+    if (tokenizer)
+        da_buf_printf(&b, "  \"tokenizer\": [\"transformers\", \"CLIPTokenizer\"],\n"
+                          "  \"tokenizer_2\": [\"transformers\", \"CLIPTokenizer\"],\n");
+    else da_buf_printf(&b, "  \"tokenizer\": [null, null],\n  \"tokenizer_2\": [null, null],\n");
+    da_buf_printf(&b, "  \"unet\": [\"diffusers\", \"UNet2DConditionModel\"],\n  \"vae\": [\"diffusers\", \"AutoencoderKL\"]\n}\n");
+    return write_buf(&b, dir, "model_index.json", err);
+}
+
 static da_status model_index_json(const da_model_config *cfg, bool tokenizer, const char *dir, da_error *err) {
+    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, dir, err);
     da_buf b = {0};
     bool ip2p = cfg->family == DA_FAMILY_IP2P;
     da_buf_printf(&b, "{\n  \"_class_name\": \"%s\",\n  \"_diffusers_version\": \"0.6.0\",\n",
@@ -366,8 +403,9 @@ static da_status model_index_json(const da_model_config *cfg, bool tokenizer, co
     return write_buf(&b, dir, "model_index.json", err);
 }
 
-/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs. */
-static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max_len, da_error *err) {
+/* tokenizer files: vocab.json + merges.txt copied from vocab_dir, plus the CLIPTokenizer configs;
+ * pad is the padding token (SDXL's tokenizer_2 pads with "!", the others with <|endoftext|>). */
+static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max_len, const char *pad, da_error *err) {
     da_status st = da_mkdirs(dir, err);
     if (st) return st;
     static const char *const files[2] = {"vocab.json", "merges.txt"};
@@ -385,12 +423,12 @@ static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"add_prefix_space\": false,\n  \"bos_token\": \"<|startoftext|>\",\n  \"do_lower_case\": true,\n");
     da_buf_printf(&b, "  \"eos_token\": \"<|endoftext|>\",\n  \"errors\": \"replace\",\n  \"model_max_length\": %d,\n", max_len);
-    da_buf_printf(&b, "  \"pad_token\": \"<|endoftext|>\",\n  \"tokenizer_class\": \"CLIPTokenizer\",\n");
+    da_buf_printf(&b, "  \"pad_token\": \"%s\",\n  \"tokenizer_class\": \"CLIPTokenizer\",\n", pad);
     da_buf_printf(&b, "  \"unk_token\": \"<|endoftext|>\"\n}\n");
     st = write_buf(&b, dir, "tokenizer_config.json", err);
     if (st) return st;
     da_buf_printf(&b, "{\n  \"bos_token\": \"<|startoftext|>\",\n  \"eos_token\": \"<|endoftext|>\",\n");
-    da_buf_printf(&b, "  \"pad_token\": \"<|endoftext|>\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n");
+    da_buf_printf(&b, "  \"pad_token\": \"%s\",\n  \"unk_token\": \"<|endoftext|>\"\n}\n", pad);
     return write_buf(&b, dir, "special_tokens_map.json", err);
 }
 
@@ -434,7 +472,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
         st = w ? clip_config_json(&cfg, p->dtype, path, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
         if (!st) st = clip_preprocessor_json(&cfg, path, err);
         if (!st) st = write_weights(spec, p, DA_LAYOUT_DIFFUSERS, DA_COMP_CLIP, w, err);
-        if (!st && p->vocab_dir) st = tokenizer_files(p->vocab_dir, path, cfg.text.max_positions, err);
+        if (!st && p->vocab_dir) st = tokenizer_files(p->vocab_dir, path, cfg.text.max_positions, "<|endoftext|>", err);
         free(w);
     } else if (!st) {
         st = component_folder(spec, p, path, "unet", unet_config_json, "diffusion_pytorch_model.safetensors", DA_COMP_UNET,
@@ -445,15 +483,24 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
         if (!st)
             st = component_folder(spec, p, path, "text_encoder", text_config_json, "model.safetensors",
                                   DA_COMP_TEXT_ENCODER, err);
+        if (!st && cfg.family == DA_FAMILY_SDXL)
+            st = component_folder(spec, p, path, "text_encoder_2", text2_config_json, "model.safetensors",
+                                  DA_COMP_TEXT_ENCODER_2, err);
         char *sd = st ? NULL : da_path_join(path, "scheduler");
         if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
         if (!st) st = scheduler_json(&cfg, sd, err);
         free(sd);
         if (!st && p->vocab_dir) {
             char *td = da_path_join(path, "tokenizer");
-            st = td ? tokenizer_files(p->vocab_dir, td, cfg.text.max_positions, err)
+            st = td ? tokenizer_files(p->vocab_dir, td, cfg.text.max_positions, "<|endoftext|>", err)
                     : da_err_set(err, DA_ERR_NOMEM, "out of memory");
             free(td);
+            if (!st && cfg.family == DA_FAMILY_SDXL) {
+                td = da_path_join(path, "tokenizer_2");
+                st = td ? tokenizer_files(p->vocab_dir, td, cfg.text2.max_positions, "!", err)
+                        : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+                free(td);
+            }
         }
         if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, path, err);
     }

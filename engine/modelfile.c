@@ -34,7 +34,6 @@ bool da_model_key_ignorable(const char *key) {
 }
 
 static const char *const SD2_MSG = "SD 2.x is not supported yet";
-static const char *const SDXL_MSG = "SDXL is not supported yet";
 
 /* ---- file access ----------------------------------------------------------------------------- */
 
@@ -47,6 +46,7 @@ const da_model_part *da_model_part_of(const da_model_file *m, da_component c) {
 bool da_model_has(const da_model_file *m, da_component c) {
     if (m->component != DA_COMP_COUNT) return c == m->component;
     if (m->kind == DA_KIND_CLIP_FOLDER) return c == DA_COMP_CLIP;
+    if (c == DA_COMP_TEXT_ENCODER_2) return m->cfg.family == DA_FAMILY_SDXL && m->kind != DA_KIND_CLIP_FOLDER;
     if (m->kind == DA_KIND_SD_SINGLE) return c != DA_COMP_CLIP;
     return c == DA_COMP_UNET || c == DA_COMP_VAE || c == DA_COMP_TEXT_ENCODER;
 }
@@ -102,7 +102,8 @@ static da_status need(int rank, int want, const char *what, const da_model_file 
     return DA_OK;
 }
 
-/* UNet structure from shapes; heads cannot be read from shapes: SD 1.x uses 8 at every level. */
+/* UNet structure from shapes. Heads cannot be read from shapes: SD 1.x uses 8 at every level, SDXL
+ * (recognised by its added conditioning) 64-wide heads (sgm num_head_channels 64). */
 static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error *err) {
     const bool S = m->layout == DA_LAYOUT_SINGLE;
     const char *P = S ? "model.diffusion_model." : "";
@@ -137,6 +138,15 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     u->n_levels = n;
     u->layers_per_block = lpb;
     u->cross_attention_dim = 0;
+    /* SDXL text_time conditioning: add_embedding.linear_1 <-> label_emb.0.0 [time_embed_dim, adm_in] */
+    r = S ? shape_of(m, C, sh, "%slabel_emb.0.0.weight", P) : shape_of(m, C, sh, "add_embedding.linear_1.weight");
+    const bool xl = r >= 0;
+    if (xl) {
+        if ((st = need(r, 2, "add_embedding.linear_1.weight (label_emb.0.0)", m, err))) return st;
+        u->addition_embed_dim = (int)sh[1];
+        u->addition_time_embed_dim = 256; /* SDXL's; sdxl_time_dims() refines it when text_encoder_2 is known */
+    }
+    u->linear_proj = false;
     for (int i = 0; i < n; i++) {
         int k = 1 + i * (lpb + 1);
         r = S ? shape_of(m, C, sh, "%sinput_blocks.%d.0.in_layers.2.weight", P, k)
@@ -148,8 +158,10 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
         else snprintf(ap, sizeof ap, "down_blocks.%d.attentions.0", i);
         r = shape_of(m, C, sh, "%s.proj_in.weight", ap);
         u->level_has_attn[i] = r >= 0;
-        if (r == 2) return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: linear proj_in (SD 2.x UNet): %s", m->path, SD2_MSG);
-        u->heads[i] = 8;
+        if (r == 2 && !xl)
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: linear proj_in (SD 2.x UNet): %s", m->path, SD2_MSG);
+        if (r == 2) u->linear_proj = true;
+        u->heads[i] = xl ? (u->block_out_channels[i] >= 64 ? u->block_out_channels[i] / 64 : 1) : 8;
         u->transformer_depth[i] = 1;
         if (r >= 0) {
             if ((st = need(shape_of(m, C, sh, "%s.transformer_blocks.0.attn2.to_k.weight", ap), 2, "attn2.to_k.weight",
@@ -177,7 +189,7 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     u->time_embed_dim = (int)sh[0];
     u->norm_num_groups = 32;
     u->norm_eps = 1e-5f;
-    u->sample_size = 64;
+    u->sample_size = xl ? 128 : 64;
     return DA_OK;
 }
 
@@ -219,7 +231,9 @@ static da_status infer_vae(const da_model_file *m, da_vae_config *v, da_error *e
 static int heads_rule(int hidden) { return hidden >= 64 && hidden % 64 == 0 ? hidden / 64 : (hidden % 8 ? 1 : hidden / 8); }
 
 static da_status infer_text(const da_model_file *m, da_clip_text_config *t, da_error *err) {
-    const char *P = m->layout == DA_LAYOUT_SINGLE ? "cond_stage_model.transformer.text_model." : "text_model.";
+    char lp[96];
+    snprintf(lp, sizeof lp, "%s.", da_text_ldm_prefix(m->cfg.family));
+    const char *P = m->layout == DA_LAYOUT_SINGLE ? lp : "text_model.";
     const da_component C = DA_COMP_TEXT_ENCODER;
     int64_t sh[4];
     da_status st;
@@ -285,10 +299,24 @@ static int jints(const da_json *j, const char *key, int *out, int cap) {
 }
 
 static da_status unet_from_json(const da_json *j, const char *path, da_unet_config *u, da_error *err) {
+    const da_json *aet = da_json_get(j, "addition_embed_type");
     const char *s = da_json_get_str(j, "addition_embed_type");
-    if (s && !strcmp(s, "text_time")) return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: text_time embedding: %s", path, SDXL_MSG);
-    bool b;
-    if (da_json_get_bool(j, "use_linear_projection", &b) && b)
+    u->addition_embed_dim = u->addition_time_embed_dim = 0;
+    if (aet && aet->type != DA_JSON_NULL) {
+        if (!s || strcmp(s, "text_time"))
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: addition_embed_type %s%s%s is not supported (only \"text_time\", SDXL)",
+                              path, s ? "'" : "", s ? s : "(not a string)", s ? "'" : "");
+        /* SDXL: add_time_proj width and add_embedding input width (pooled text + 6 x that) */
+        u->addition_time_embed_dim = jint(j, "addition_time_embed_dim", -1);
+        u->addition_embed_dim = jint(j, "projection_class_embeddings_input_dim", -1);
+        if (u->addition_time_embed_dim < 1 || u->addition_embed_dim <= 6 * u->addition_time_embed_dim)
+            return da_err_set(err, DA_ERR_FORMAT, "%s: text_time conditioning needs addition_time_embed_dim >= 1 and "
+                              "projection_class_embeddings_input_dim > 6 x that (got %d, %d)", path,
+                              u->addition_time_embed_dim, u->addition_embed_dim);
+    }
+    bool b = false;
+    u->linear_proj = da_json_get_bool(j, "use_linear_projection", &b) && b;
+    if (u->linear_proj && !u->addition_embed_dim)
         return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: use_linear_projection: %s", path, SD2_MSG);
     const da_json *ce = da_json_get(j, "class_embed_type");
     if (ce && ce->type != DA_JSON_NULL)
@@ -317,9 +345,15 @@ static da_status unet_from_json(const da_json *j, const char *path, da_unet_conf
         for (int i = 0; i < n; i++) u->heads[i] = jint(j, "attention_head_dim", 8);
     else if (nh != n)
         return da_err_set(err, DA_ERR_FORMAT, "%s: attention_head_dim lists %d values for %d levels", path, nh, n);
+    /* transformer_layers_per_block absent (older configs): 0 here, counted from the tensor names once
+     * the weights are open (depth_from_tensors) */
+    const da_json *tl = da_json_get(j, "transformer_layers_per_block");
     int nd = jints(j, "transformer_layers_per_block", u->transformer_depth, DA_MAX_LEVELS);
+    if (tl && tl->type == DA_JSON_ARRAY && nd < 0)
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: transformer_layers_per_block must be an integer or a list of "
+                          "%d integers (per-layer lists are not supported)", path, n);
     if (nd <= 0)
-        for (int i = 0; i < n; i++) u->transformer_depth[i] = jint(j, "transformer_layers_per_block", 1);
+        for (int i = 0; i < n; i++) u->transformer_depth[i] = tl ? jint(j, "transformer_layers_per_block", -1) : 0;
     else if (nd != n)
         return da_err_set(err, DA_ERR_FORMAT, "%s: transformer_layers_per_block lists %d values for %d levels", path,
                           nd, n);
@@ -329,11 +363,29 @@ static da_status unet_from_json(const da_json *j, const char *path, da_unet_conf
     u->norm_num_groups = jint(j, "norm_num_groups", 32);
     u->norm_eps = jnum(j, "norm_eps", 1e-5f);
     for (int i = 0; i < n; i++)
-        if (u->heads[i] < 1 || u->transformer_depth[i] < 1)
+        if (u->heads[i] < 1 || u->transformer_depth[i] < 0 || (tl && u->transformer_depth[i] < 1))
             return da_err_set(err, DA_ERR_FORMAT, "%s: level %d has %d heads and %d transformer layers", path, i,
                               u->heads[i], u->transformer_depth[i]);
     u->sample_size = jint(j, "sample_size", 64);
     u->time_embed_dim = 4 * u->block_out_channels[0];
+    return DA_OK;
+}
+
+/* Transformer depth of the levels whose config.json did not give it (0): the number of
+ * transformer_blocks.N of the level's first attention (1 for levels without attention). */
+static da_status depth_from_tensors(da_model_file *m, da_error *err) {
+    da_unet_config *u = &m->cfg.unet;
+    int64_t sh[4];
+    for (int i = 0; i < u->n_levels; i++) {
+        if (u->transformer_depth[i] > 0) continue;
+        int d = 0;
+        while (d < 64 && shape_of(m, DA_COMP_UNET, sh, "down_blocks.%d.attentions.0.transformer_blocks.%d.norm1.weight", i, d) >= 0)
+            d++;
+        if (!d && u->level_has_attn[i])
+            return da_err_set(err, DA_ERR_NOT_FOUND, "%s: down_blocks.%d has attention but no "
+                              "down_blocks.%d.attentions.0.transformer_blocks.0 tensors", m->path, i, i);
+        u->transformer_depth[i] = d ? d : 1;
+    }
     return DA_OK;
 }
 
@@ -465,6 +517,9 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
         if (m->cfg.text.hidden_size == 1024)
             return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: 1024-wide (OpenCLIP) text encoder: %s", path, SD2_MSG);
         return DA_OK;
+    case DA_COMP_TEXT_ENCODER_2: /* SDXL CLIPTextModelWithProjection */
+        text_from_json(j, &m->cfg.text2);
+        return DA_OK;
     case DA_COMP_CLIP: {
         const da_json *tc = da_json_get(j, "text_config"), *vc = da_json_get(j, "vision_config");
         static const da_json empty = {.type = DA_JSON_OBJECT};
@@ -479,21 +534,80 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
     }
 }
 
-/* Pipeline folder: model_index.json + unet/ vae/ text_encoder/ (+ tokenizer/ scheduler/). */
+/* The family a UNet makes: text_time conditioning -> SDXL (4 input channels), else SD 1.x (4) or
+ * InstructPix2Pix (8). */
+static da_status family_from_unet(da_model_file *m, da_error *err) {
+    int in = m->cfg.unet.in_channels;
+    if (m->cfg.unet.addition_embed_dim > 0) {
+        if (in != 4)
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: SDXL UNet with %d input channels is not supported (4)",
+                              m->path, in);
+        m->cfg.family = DA_FAMILY_SDXL;
+    } else if (in == 4) m->cfg.family = DA_FAMILY_SD1;
+    else if (in == 8) m->cfg.family = DA_FAMILY_IP2P;
+    else return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: UNet with %d input channels is not supported (4: SD 1.x, 8: "
+                           "InstructPix2Pix)", m->path, in);
+    return DA_OK;
+}
+
+/* SDXL: the parts of the configuration no UNet / VAE / CLIP-L tensor or config carries.
+ * - VAE scaling_factor 0.13025 (single files carry no config);
+ * - text_encoder_2 (OpenCLIP bigG) when nothing described it yet: the sdxl preset's values with
+ *   the width the UNet implies (cross_attention_dim = CLIP-L width + bigG width) and the projection
+ *   width of conditioner.embedders.1.model.text_projection [width, proj] where present;
+ * - addition_time_embed_dim when no config gave it: addition_embed_dim = pooled (projection) + 6 d. */
+static da_status sdxl_fill(da_model_file *m, da_error *err) {
+    da_model_config *c = &m->cfg;
+    da_unet_config *u = &c->unet;
+    c->family = DA_FAMILY_SDXL;
+    if (!m->cfg_from_json) {
+        c->vae.scaling_factor = 0.13025f;
+        c->vae.sample_size = 1024;
+    }
+    if (c->text2.hidden_size <= 0) {
+        da_model_config p;
+        da_config_preset("sdxl", &p);
+        int cross = u->cross_attention_dim;
+        if (!da_model_has(m, DA_COMP_TEXT_ENCODER)) { /* a lone UNet: split as SDXL does when possible */
+            c->text.hidden_size = cross > 1280 ? cross - 1280 : cross / 2;
+            c->text.num_heads = heads_rule(c->text.hidden_size);
+        }
+        c->text2 = p.text2;
+        c->text2.hidden_size = cross - c->text.hidden_size;
+        c->text2.num_heads = heads_rule(c->text2.hidden_size > 0 ? c->text2.hidden_size : 1);
+        c->text2.projection_dim = c->text2.hidden_size;
+        int64_t sh[4];
+        if (m->layout == DA_LAYOUT_SINGLE && da_model_has(m, DA_COMP_TEXT_ENCODER_2) &&
+            shape_of(m, DA_COMP_TEXT_ENCODER_2, sh, "conditioner.embedders.1.model.text_projection") == 2)
+            c->text2.projection_dim = (int)sh[1];
+        if (!m->cfg_from_json) {
+            int rest = u->addition_embed_dim - c->text2.projection_dim;
+            if (rest < 6 || rest % 6)
+                return da_err_set(err, DA_ERR_SHAPE, "%s: SDXL add embedding input width %d is not the pooled text width "
+                                  "%d + 6 x a time embedding width", m->path, u->addition_embed_dim,
+                                  c->text2.projection_dim);
+            u->addition_time_embed_dim = rest / 6;
+        }
+    }
+    return DA_OK;
+}
+
+/* Pipeline folder: model_index.json + unet/ vae/ text_encoder/ [text_encoder_2/] (+ tokenizer/
+ * scheduler/). */
 static da_status open_pipeline(da_model_file *m, const char *index_path, da_error *err) {
     da_json *idx;
     da_status st = load_json(index_path, &idx, err);
     if (st) return st;
     const char *cls = da_json_get_str(idx, "_class_name");
+    /* SDXL (and CosXL, which ships as StableDiffusionXLPipeline): a second text encoder */
+    const bool xl = cls && (!strcmp(cls, "StableDiffusionXLPipeline") || !strcmp(cls, "StableDiffusionXLImg2ImgPipeline"));
     if (!cls) st = da_err_set(err, DA_ERR_FORMAT, "%s: no _class_name", index_path);
-    else if (strstr(cls, "XL") || da_json_get(idx, "text_encoder_2"))
-        st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: %s: %s", m->path, cls, SDXL_MSG);
-    else if (strcmp(cls, "StableDiffusionPipeline") && strcmp(cls, "StableDiffusionImg2ImgPipeline") &&
+    else if (!xl && strcmp(cls, "StableDiffusionPipeline") && strcmp(cls, "StableDiffusionImg2ImgPipeline") &&
              strcmp(cls, "StableDiffusionInstructPix2PixPipeline"))
         st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: pipeline %s is not supported", m->path, cls);
-    static const char *const subs[3] = {"unet", "vae", "text_encoder"};
-    static const da_component comps[3] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER};
-    for (int i = 0; i < 3 && !st; i++) {
+    static const char *const subs[4] = {"unet", "vae", "text_encoder", "text_encoder_2"};
+    static const da_component comps[4] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER, DA_COMP_TEXT_ENCODER_2};
+    for (int i = 0; i < (xl ? 4 : 3) && !st; i++) {
         char *d = da_path_join(m->path, subs[i]);
         da_json *cj = NULL;
         if (!d) st = da_err_set(err, DA_ERR_NOMEM, "out of memory");
@@ -501,6 +615,7 @@ static da_status open_pipeline(da_model_file *m, const char *index_path, da_erro
         else if (!(st = load_component_json(d, &cj, err))) {
             st = config_component_from_json(m, comps[i], cj, subs[i], err);
             if (!st) st = open_component_dir(m, comps[i], d, err);
+            if (!st && comps[i] == DA_COMP_UNET) st = depth_from_tensors(m, err);
             if (st) da_err_prefix(err, "component %s", subs[i]);
         } else {
             da_err_prefix(err, "component %s", subs[i]);
@@ -542,11 +657,10 @@ static da_status open_pipeline(da_model_file *m, const char *index_path, da_erro
     da_json_free(idx);
     if (!st) {
         m->cfg_from_json = true;
-        int in = m->cfg.unet.in_channels;
-        if (in == 4) m->cfg.family = DA_FAMILY_SD1;
-        else if (in == 8) m->cfg.family = DA_FAMILY_IP2P;
-        else st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: UNet with %d input channels is not supported (4: SD 1.x, 8: "
-                             "InstructPix2Pix)", m->path, in);
+        st = family_from_unet(m, err);
+        if (!st && xl != (m->cfg.family == DA_FAMILY_SDXL))
+            st = da_err_set(err, DA_ERR_FORMAT, "%s: %s with a UNet %s text_time conditioning", m->path, cls,
+                            xl ? "without" : "with");
     }
     return st;
 }
@@ -554,9 +668,18 @@ static da_status open_pipeline(da_model_file *m, const char *index_path, da_erro
 /* Lone .safetensors or a single-file checkpoint: decide by key prefixes. */
 static da_status classify_file(da_model_file *m, da_error *err) {
     const da_st_file *f = m->parts[0].st;
-    if (any_prefix(f, "conditioner.embedders.") || any_prefix(f, "model.diffusion_model.label_emb.") ||
-        da_st_find(f, "add_embedding.linear_1.weight"))
-        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: %s", m->path, SDXL_MSG);
+    if (any_prefix(f, "conditioner.embedders.") || any_prefix(f, "model.diffusion_model.label_emb.")) {
+        /* sgm's SDXL checkpoint: the UNet with label_emb, two text encoders under conditioner. */
+        if (!any_prefix(f, "model.diffusion_model."))
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: SDXL conditioner.* tensors without the UNet "
+                              "(model.diffusion_model.*): only whole SDXL checkpoints are supported", m->path);
+        m->cfg.family = DA_FAMILY_SDXL;
+        m->kind = DA_KIND_SD_SINGLE;
+        m->layout = DA_LAYOUT_SINGLE;
+        m->ldm_prefix = "";
+        m->parts[0].comp = DA_COMP_COUNT;
+        return DA_OK;
+    }
     if (any_prefix(f, "cond_stage_model.model."))
         return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: OpenCLIP text encoder (cond_stage_model.model.*): %s", m->path,
                           SD2_MSG);
@@ -714,6 +837,7 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
                 m->cfg_from_json = true;
                 st = config_component_from_json(m, c, j, cj, err);
                 if (!st) st = open_component_dir(m, c, path, err);
+                if (!st && c == DA_COMP_UNET) st = depth_from_tensors(m, err);
                 if (!st && c == DA_COMP_CLIP) {
                     char *v = da_path_join(path, "vocab.json");
                     if (v && da_is_file(v)) m->tokenizer_dir = strdup(path);
@@ -736,24 +860,22 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
         if (!st && da_model_has(m, DA_COMP_UNET)) st = infer_unet(m, &m->cfg.unet, err);
         if (!st && da_model_has(m, DA_COMP_VAE)) st = infer_vae(m, &m->cfg.vae, err);
         if (!st && da_model_has(m, DA_COMP_TEXT_ENCODER)) st = infer_text(m, &m->cfg.text, err);
-        if (!st && da_model_has(m, DA_COMP_UNET)) {
-            int in = m->cfg.unet.in_channels;
-            if (in == 4) m->cfg.family = DA_FAMILY_SD1;
-            else if (in == 8) m->cfg.family = DA_FAMILY_IP2P;
-            else st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: UNet with %d input channels is not supported (4: SD 1.x, "
-                                 "8: InstructPix2Pix)", path, in);
-        }
+        if (!st && da_model_has(m, DA_COMP_UNET)) st = family_from_unet(m, err);
     } else {
         st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: no such file or folder", path);
     }
+    if (!st && da_model_has(m, DA_COMP_UNET) && m->cfg.unet.addition_embed_dim > 0) st = sdxl_fill(m, err);
     /* a lone component borrows the sd15 defaults for the other parts; keep them consistent */
-    if (!st && m->component == DA_COMP_UNET) {
+    if (!st && m->cfg.family == DA_FAMILY_SDXL) {
+        /* sdxl_fill made text + text2 match the UNet */
+    } else if (!st && m->component == DA_COMP_UNET) {
         m->cfg.text.hidden_size = m->cfg.unet.cross_attention_dim;
         m->cfg.text.num_heads = heads_rule(m->cfg.text.hidden_size);
     } else if (!st && m->component == DA_COMP_TEXT_ENCODER) {
         m->cfg.unet.cross_attention_dim = m->cfg.text.hidden_size;
     }
-    if (!st && m->cfg.family != DA_FAMILY_CLIP && da_model_has(m, DA_COMP_UNET) && da_model_has(m, DA_COMP_TEXT_ENCODER) &&
+    if (!st && m->cfg.family != DA_FAMILY_CLIP && m->cfg.family != DA_FAMILY_SDXL && da_model_has(m, DA_COMP_UNET) &&
+        da_model_has(m, DA_COMP_TEXT_ENCODER) &&
         m->cfg.unet.cross_attention_dim != m->cfg.text.hidden_size)
         st = da_err_set(err, DA_ERR_SHAPE, "%s: UNet cross-attention width %d does not match the text encoder width %d", path,
                         m->cfg.unet.cross_attention_dim, m->cfg.text.hidden_size);

@@ -3,11 +3,14 @@
  * Recognised (see docs/MODELS.md for the rules):
  *   - an original single-file SD checkpoint (.safetensors with model.diffusion_model.*,
  *     first_stage_model.*, cond_stage_model.transformer.text_model.*): SD 1.x or InstructPix2Pix;
- *   - a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ [tokenizer/ scheduler/]);
+ *   - the SDXL single file (model.diffusion_model.* with label_emb, first_stage_model.*,
+ *     conditioner.embedders.0.transformer.text_model.*, conditioner.embedders.1.model.*);
+ *   - a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ [text_encoder_2/]
+ *     [tokenizer/ scheduler/]), SD 1.x, InstructPix2Pix or SDXL (StableDiffusionXLPipeline);
  *   - a transformers CLIPModel folder (config.json + model.safetensors);
  *   - one component: a folder with config.json + weights (unet/, vae/, text_encoder/), or a lone
  *     .safetensors file of a UNet / VAE (diffusers or ldm naming) / CLIP text encoder.
- * SD 2.x and SDXL are recognised and refused with DA_ERR_UNSUPPORTED.
+ * SD 2.x is recognised and refused with DA_ERR_UNSUPPORTED.
  *
  * da_model_open validates everything once: each safetensors file (da_st_open), the configuration
  * (from config.json where present, else from tensor shapes), and both directions of the tensor list
@@ -50,7 +53,7 @@ typedef struct da_model_file {
     bool cfg_from_json;        /* configuration read from config.json files (else from shapes) */
     da_spec *spec;
     int n_parts;
-    da_model_part parts[3];
+    da_model_part parts[4];   /* SDXL folders: unet, vae, text_encoder, text_encoder_2 */
     const char *ldm_prefix;    /* prefix missing from a lone ldm VAE file ("first_stage_model."), else "" */
     char *tokenizer_dir;       /* folder with vocab.json + merges.txt, or NULL */
     char *scheduler_config;    /* scheduler/scheduler_config.json, or NULL */

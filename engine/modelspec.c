@@ -20,8 +20,8 @@
 
 /* ---- presets ---------------------------------------------------------------------------------- */
 
-static const char *const preset_names[] = {"sd15",      "ip2p",      "clip-vit-b32",      "clip-vit-l14",
-                                           "tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "tiny-clip-vit-l14",
+static const char *const preset_names[] = {"sd15",      "ip2p",      "sdxl",      "clip-vit-b32",      "clip-vit-l14",
+                                           "tiny-sd15", "tiny-ip2p", "tiny-sdxl", "tiny-clip-vit-b32", "tiny-clip-vit-l14",
                                            NULL};
 
 const char *const *da_config_preset_names(void) { return preset_names; }
@@ -97,12 +97,13 @@ static void sd_config(da_model_config *c, bool tiny, int in_channels) {
 
 /* SDXL base 1.0 (diffusers stabilityai/stable-diffusion-xl-base-1.0 configs); tiny: the same
  * structure at toy widths, with three transformer depths so that depth, mirroring and the mid
- * block's depth are all exercised. */
+ * block's depth are all exercised. Heads are 64 wide in both, as sgm's num_head_channels 64 (the
+ * rule the single-file loader infers heads by), so tiny runs the full model's attention path. */
 static void sdxl_config(da_model_config *c, bool tiny) {
     sd_config(c, tiny, 4);
     da_unet_config *u = &c->unet;
     static const int full[3] = {320, 640, 1280}, small[3] = {32, 64, 128};
-    static const int hfull[3] = {5, 10, 20}, hsmall[3] = {2, 4, 8};
+    static const int hfull[3] = {5, 10, 20}, hsmall[3] = {1, 1, 2};
     static const int dfull[3] = {1, 2, 10}, dsmall[3] = {1, 2, 3};
     memset(u->block_out_channels, 0, sizeof u->block_out_channels);
     memset(u->level_has_attn, 0, sizeof u->level_has_attn);
@@ -442,12 +443,15 @@ static void unet_resnet(bctx *b, const char *cp, const char *lp, int in, int out
     if (in != out) lin_conv(b, SUB(c, cp, "conv_shortcut"), SUB(l, lp, "skip_connection"), out, in, 1, true);
 }
 
-/* diffusers Transformer2DModel (conv proj_in/out) <-> ldm attention.SpatialTransformer; the inner
- * names (transformer_blocks.N.attn1.to_q, ...) are the same in both. */
-static void unet_transformer(bctx *b, const char *cp, const char *lp, int ch, int cross, int layers) {
+/* diffusers Transformer2DModel <-> ldm attention.SpatialTransformer; the inner names
+ * (transformer_blocks.N.attn1.to_q, ...) are the same in both. proj_in/proj_out are 1x1 convs
+ * [C, C, 1, 1] (SD 1.x) or, with use_linear_projection (SDXL: use_linear_in_transformer), Linear
+ * [C, C] in both namings. */
+static void unet_transformer(bctx *b, const char *cp, const char *lp, int ch, int cross, int layers, bool linear) {
     char c[256], l[256], cb[256], lb[256], c2[256], l2[256];
+    const int pk = linear ? 0 : 1;
     norm(b, SUB(c, cp, "norm"), SUB(l, lp, "norm"), ch);
-    lin_conv(b, SUB(c, cp, "proj_in"), SUB(l, lp, "proj_in"), ch, ch, 1, true);
+    lin_conv(b, SUB(c, cp, "proj_in"), SUB(l, lp, "proj_in"), ch, ch, pk, true);
     for (int t = 0; t < layers; t++) {
         char tb[64];
         snprintf(tb, sizeof tb, "transformer_blocks.%d", t);
@@ -471,7 +475,7 @@ static void unet_transformer(bctx *b, const char *cp, const char *lp, int ch, in
         lin_conv(b, SUB(c, cb, "ff.net.0.proj"), SUB(l, lb, "ff.net.0.proj"), 8 * ch, ch, 0, true);
         lin_conv(b, SUB(c, cb, "ff.net.2"), SUB(l, lb, "ff.net.2"), ch, 4 * ch, 0, true);
     }
-    lin_conv(b, SUB(c, cp, "proj_out"), SUB(l, lp, "proj_out"), ch, ch, 1, true);
+    lin_conv(b, SUB(c, cp, "proj_out"), SUB(l, lp, "proj_out"), ch, ch, pk, true);
 }
 
 static void build_unet(da_spec *s, const da_unet_config *u) {
@@ -489,6 +493,14 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
     lin_conv(&b, "time_embedding.linear_1", l, temb, boc[0], 0, true);
     snprintf(l, sizeof l, "%s.time_embed.2", P);
     lin_conv(&b, "time_embedding.linear_2", l, temb, temb, 0, true);
+    if (u->addition_embed_dim > 0) {
+        /* SDXL text_time: diffusers add_embedding (TimestepEmbedding) <-> sgm label_emb.0 (Sequential
+         * of Linear, SiLU, Linear) */
+        snprintf(l, sizeof l, "%s.label_emb.0.0", P);
+        lin_conv(&b, "add_embedding.linear_1", l, temb, u->addition_embed_dim, 0, true);
+        snprintf(l, sizeof l, "%s.label_emb.0.2", P);
+        lin_conv(&b, "add_embedding.linear_2", l, temb, temb, 0, true);
+    }
 
     /* down: ldm input_blocks.k, k = 1 + level * (lpb + 1) + layer; the downsampler takes the slot
      * after the last layer of every level but the last */
@@ -499,7 +511,7 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
             for (int j = 0; j < lpb; j++) {
                 snprintf(c, sizeof c, "down_blocks.%d.attentions.%d", i, j);
                 snprintf(l, sizeof l, "%s.input_blocks.%d.1", P, 1 + i * (lpb + 1) + j);
-                unet_transformer(&b, c, l, out, cross, depth[i]);
+                unet_transformer(&b, c, l, out, cross, depth[i], u->linear_proj);
             }
         for (int j = 0; j < lpb; j++) {
             snprintf(c, sizeof c, "down_blocks.%d.resnets.%d", i, j);
@@ -517,7 +529,7 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
     /* mid: ldm middle_block.0 (res) .1 (transformer) .2 (res) */
     int mid = boc[n - 1];
     snprintf(l, sizeof l, "%s.middle_block.1", P);
-    unet_transformer(&b, "mid_block.attentions.0", l, mid, cross, depth[n - 1]);
+    unet_transformer(&b, "mid_block.attentions.0", l, mid, cross, depth[n - 1], u->linear_proj);
     snprintf(l, sizeof l, "%s.middle_block.0", P);
     unet_resnet(&b, "mid_block.resnets.0", l, mid, mid, temb);
     snprintf(l, sizeof l, "%s.middle_block.2", P);
@@ -533,7 +545,7 @@ static void build_unet(da_spec *s, const da_unet_config *u) {
             for (int j = 0; j <= lpb; j++) {
                 snprintf(c, sizeof c, "up_blocks.%d.attentions.%d", i, j);
                 snprintf(l, sizeof l, "%s.output_blocks.%d.1", P, i * (lpb + 1) + j);
-                unet_transformer(&b, c, l, out, cross, depth[n - 1 - i]);
+                unet_transformer(&b, c, l, out, cross, depth[n - 1 - i], u->linear_proj);
             }
         for (int j = 0; j <= lpb; j++) {
             int res_in = (j == 0 ? prev : out) + (j == lpb ? skip_in : out);
@@ -686,9 +698,8 @@ static void clip_encoder(bctx *b, const char *cp, const char *lp, int d, int lay
 }
 
 /* transformers CLIPTextTransformer, stored as "text_model.*" (CLIPTextModel / CLIPModel files) and
- * as "cond_stage_model.transformer.text_model.*" in SD 1.x single files. */
-static void build_text(bctx *b, const da_clip_text_config *t, bool with_ldm) {
-    const char *lp = with_ldm ? "cond_stage_model.transformer.text_model" : NULL;
+ * under lp in single files (NULL: none): da_text_ldm_prefix(). */
+static void build_text(bctx *b, const da_clip_text_config *t, const char *lp) {
     char c[256], l[256];
     int64_t tok[2] = {t->vocab_size, t->hidden_size}, pos[2] = {t->max_positions, t->hidden_size};
     add(b, "text_model.embeddings.token_embedding.weight",
@@ -702,7 +713,7 @@ static void build_text(bctx *b, const da_clip_text_config *t, bool with_ldm) {
 
 static void build_clip(da_spec *s, const da_model_config *cfg) {
     bctx b = {s, DA_COMP_CLIP};
-    build_text(&b, &cfg->text, false);
+    build_text(&b, &cfg->text, NULL);
     const da_clip_vision_config *v = &cfg->vision;
     int64_t d = v->hidden_size, np = (int64_t)(v->image_size / v->patch_size) * (v->image_size / v->patch_size);
     add(&b, "vision_model.embeddings.class_embedding", NULL, 1, &d, DA_INIT_NORMAL, pow((double)d, -0.5));
@@ -725,15 +736,33 @@ static const char *const schedule_names[] = {
     "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
     "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2", NULL};
 
+const char *da_text_ldm_prefix(da_model_family f) {
+    return f == DA_FAMILY_SDXL ? "conditioner.embedders.0.transformer.text_model" : "cond_stage_model.transformer.text_model";
+}
+
 static void build_extras(da_spec *s, const da_model_config *cfg) {
     bctx b = {s, DA_COMP_EXTRA};
+    da_tensor_spec *t;
+    char k[160];
+    if (cfg->family == DA_FAMILY_SDXL) {
+        /* sgm's DiffusionEngine registers no DDPM schedule buffers and the released SDXL files carry
+         * no EMA counters; only the CLIP-L position_ids of older transformers versions */
+        int64_t pid[2] = {1, cfg->text.max_positions};
+        snprintf(k, sizeof k, "%s.embeddings.position_ids", da_text_ldm_prefix(cfg->family));
+        t = add(&b, k, k, 2, pid, DA_INIT_ARANGE, 0);
+        if (t) {
+            t->single_only = true;
+            t->fixed_dtype = DA_I64;
+        }
+        return;
+    }
     int64_t T = cfg->num_train_timesteps;
     for (int i = 0; schedule_names[i]; i++) {
-        da_tensor_spec *t = add(&b, schedule_names[i], schedule_names[i], 1, &T, DA_INIT_SCHEDULE, 0);
+        t = add(&b, schedule_names[i], schedule_names[i], 1, &T, DA_INIT_SCHEDULE, 0);
         if (t) t->single_only = true;
     }
     /* ldm LitEma counters kept by the released "pruned-emaonly" files */
-    da_tensor_spec *t = add(&b, "model_ema.decay", "model_ema.decay", 0, NULL, DA_INIT_CONST, 0.9999);
+    t = add(&b, "model_ema.decay", "model_ema.decay", 0, NULL, DA_INIT_CONST, 0.9999);
     if (t) t->single_only = true;
     t = add(&b, "model_ema.num_updates", "model_ema.num_updates", 0, NULL, DA_INIT_CONST, 0);
     if (t) {
@@ -743,7 +772,7 @@ static void build_extras(da_spec *s, const da_model_config *cfg) {
     /* transformers registers position_ids non-persistent today; single files from older versions
      * carry it */
     int64_t pid[2] = {1, cfg->text.max_positions};
-    const char *k = "cond_stage_model.transformer.text_model.embeddings.position_ids";
+    snprintf(k, sizeof k, "%s.embeddings.position_ids", da_text_ldm_prefix(cfg->family));
     t = add(&b, k, k, 2, pid, DA_INIT_ARANGE, 0);
     if (t) {
         t->single_only = true;
@@ -823,7 +852,7 @@ da_status da_spec_build(const da_model_config *cfg, da_spec **out, da_error *err
         build_unet(s, &cfg->unet);
         build_vae(s, &cfg->vae);
         bctx b = {s, DA_COMP_TEXT_ENCODER};
-        build_text(&b, &cfg->text, true);
+        build_text(&b, &cfg->text, da_text_ldm_prefix(cfg->family));
         build_extras(s, cfg);
     }
     if (s->failed || !index_tables(s)) {

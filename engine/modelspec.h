@@ -27,8 +27,9 @@
 
 #define DA_MAX_LEVELS 4
 
-/* diffusers UNet2DConditionModel config (SD 1.x subset: CrossAttnDown/UpBlock2D + plain blocks,
- * conv proj_in/proj_out, one transformer layer per attention, GEGLU feed-forward). */
+/* diffusers UNet2DConditionModel config (the SD 1.x / SDXL subset: CrossAttnDown/UpBlock2D + plain
+ * blocks, conv or linear proj_in/proj_out, 1..16 transformer layers per attention, GEGLU
+ * feed-forward, optional text_time added conditioning). */
 typedef struct da_unet_config {
     int in_channels, out_channels;
     int n_levels;
@@ -106,8 +107,8 @@ typedef struct da_model_config {
     double beta_start, beta_end;
 } da_model_config;
 
-/* Presets: sd15, ip2p, clip-vit-b32, clip-vit-l14, tiny-sd15, tiny-ip2p, tiny-clip-vit-b32,
- * tiny-clip-vit-l14. Returns false for an unknown name. */
+/* Presets: sd15, ip2p, sdxl, clip-vit-b32, clip-vit-l14, tiny-sd15, tiny-ip2p, tiny-sdxl,
+ * tiny-clip-vit-b32, tiny-clip-vit-l14. Returns false for an unknown name. */
 bool da_config_preset(const char *name, da_model_config *out);
 /* NULL-terminated list of preset names. */
 const char *const *da_config_preset_names(void);
@@ -191,6 +192,11 @@ bool da_spec_shape_matches(const da_tensor_spec *t, da_layout l, int rank, const
 uint64_t da_spec_numel(const da_tensor_spec *t);
 /* "[320, 4, 3, 3]" into buf. */
 void da_shape_str(int rank, const int64_t *shape, char *buf, size_t n);
+
+/* The single-file prefix of the CLIP-L text tower (no trailing dot):
+ * "cond_stage_model.transformer.text_model" (SD 1.x) or
+ * "conditioner.embedders.0.transformer.text_model" (SDXL). */
+const char *da_text_ldm_prefix(da_model_family f);
 
 /* The ldm DDPM schedule buffers a single file carries (SD 1.x scaled_linear: betas =
  * linspace(sqrt(beta_start), sqrt(beta_end), T)^2 in float64). name is the key without prefix

@@ -1,9 +1,10 @@
-/* unet.c - the SD 1.x / InstructPix2Pix UNet forward (see unet.h).
+/* unet.c - the SD 1.x / InstructPix2Pix / SDXL UNet forward (see unet.h).
  *
  * Mirrors diffusers UNet2DConditionModel (0.42: get_down_block/get_up_block with CrossAttnDownBlock2D,
  * DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D; ResnetBlock2D; Transformer2DModel
- * with conv proj_in/proj_out and BasicTransformerBlock; Attention with AttnProcessor2_0; GEGLU
- * FeedForward), i.e. ldm openaimodel.UNetModel + attention.SpatialTransformer of SD 1.x.
+ * with conv or linear proj_in/proj_out and 1..16 BasicTransformerBlocks; Attention with
+ * AttnProcessor2_0; GEGLU FeedForward; addition_embed_type "text_time": add_time_proj + add_embedding),
+ * i.e. ldm openaimodel.UNetModel + attention.SpatialTransformer of SD 1.x and sgm's SDXL UNetModel.
  *
  * Every forward runs twice per shape (backend.h): planning, where the arena and backend only count
  * bytes, then for real on exactly that memory. Memory plan (arena is a stack with mark/reset):
@@ -56,6 +57,7 @@ typedef struct utblock { /* BasicTransformerBlock */
 
 typedef struct utrans { /* Transformer2DModel */
     int ch, heads, depth;
+    bool linear; /* proj_in/proj_out are Linear on tokens (use_linear_projection), else 1x1 convs */
     unorm norm;
     ulin proj_in, proj_out;
     utblock tb[MAX_TBLOCKS];
@@ -73,6 +75,7 @@ struct da_unet {
     da_unet_config cfg;
     da_binder b;
     ulin conv_in, time1, time2, conv_out;
+    ulin add1, add2; /* add_embedding.linear_1/2 (text_time conditioning); w.p NULL without */
     unorm norm_out;
     ulevel down[DA_MAX_LEVELS], up[DA_MAX_LEVELS];
     uresnet mid_res[2];
@@ -113,8 +116,9 @@ static void bind_resnet(da_binder *b, uresnet *r, const char *p, int cin, int co
     if (cin != cout) snprintf(s, sizeof s, "%s.conv_shortcut", p), r->shortcut = bind_lin(b, s, true);
 }
 
-static void bind_transformer(da_binder *b, utrans *t, const char *p, int ch, int heads, int layers) {
+static void bind_transformer(da_binder *b, utrans *t, const char *p, int ch, int heads, int layers, bool linear) {
     char s[300];
+    t->linear = linear;
     t->ch = ch;
     t->heads = heads;
     t->depth = layers;
@@ -157,6 +161,11 @@ static da_status check_config(const da_unet_config *c, da_error *err) {
             return da_err_set(err, DA_ERR_UNSUPPORTED, "unet: level %d has %d transformer layers (supported: 1..%d)", i,
                               d, MAX_TBLOCKS);
     }
+    if (c->addition_embed_dim > 0 &&
+        (c->addition_time_embed_dim < 1 || c->addition_embed_dim <= 6 * c->addition_time_embed_dim))
+        return da_err_set(err, DA_ERR_INVALID_ARG,
+                          "unet: addition embedding width %d must exceed 6 x addition_time_embed_dim %d",
+                          c->addition_embed_dim, c->addition_time_embed_dim);
     return DA_OK;
 }
 
@@ -180,6 +189,10 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
     u->conv_in = bind_lin(b, "conv_in", true);
     u->time1 = bind_lin(b, "time_embedding.linear_1", true);
     u->time2 = bind_lin(b, "time_embedding.linear_2", true);
+    if (c->addition_embed_dim > 0) {
+        u->add1 = bind_lin(b, "add_embedding.linear_1", true);
+        u->add2 = bind_lin(b, "add_embedding.linear_2", true);
+    }
     int ch_in = boc[0];
     for (int i = 0; i < n; i++) {
         ulevel *L = &u->down[i];
@@ -191,7 +204,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
             bind_resnet(b, &L->res[j], p, j == 0 ? ch_in : L->ch, L->ch);
             if (L->attn) {
                 snprintf(p, sizeof p, "down_blocks.%d.attentions.%d", i, j);
-                bind_transformer(b, &L->tr[j], p, L->ch, hd[i], dp[i]);
+                bind_transformer(b, &L->tr[j], p, L->ch, hd[i], dp[i], c->linear_proj);
             }
         }
         if (L->resample) {
@@ -202,7 +215,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
     }
     int mid = boc[n - 1];
     bind_resnet(b, &u->mid_res[0], "mid_block.resnets.0", mid, mid);
-    bind_transformer(b, &u->mid_tr, "mid_block.attentions.0", mid, hd[n - 1], dp[n - 1]);
+    bind_transformer(b, &u->mid_tr, "mid_block.attentions.0", mid, hd[n - 1], dp[n - 1], c->linear_proj);
     bind_resnet(b, &u->mid_res[1], "mid_block.resnets.1", mid, mid);
     /* up level i mirrors down level n-1-i; resnet j concatenates the skip of down level n-1-i
      * (the level's own skips), except the last which takes the previous level's last skip */
@@ -219,7 +232,7 @@ da_status da_unet_load(const da_model_file *m, da_unet **out, da_error *err) {
             bind_resnet(b, &L->res[j], p, (j == 0 ? prev : L->ch) + (j == lpb ? skip_last : L->ch), L->ch);
             if (L->attn) {
                 snprintf(p, sizeof p, "up_blocks.%d.attentions.%d", i, j);
-                bind_transformer(b, &L->tr[j], p, L->ch, hd[lv], dp[lv]);
+                bind_transformer(b, &L->tr[j], p, L->ch, hd[lv], dp[lv], c->linear_proj);
             }
         }
         if (L->resample) {
@@ -330,8 +343,13 @@ static void transformer(fwd *f, const utrans *t, float *x, int H, int W) {
     const size_t HW = (size_t)N, sz = (size_t)f->B * C * HW, mark = da_arena_mark(f->a);
     float *t0 = take(f, sz), *hs = take(f, sz), *nb = take(f, sz);
     groupnorm(f, t0, x, C, HW, &t->norm, TRANSFORMER_GN_EPS, false);
-    conv(f, &t->proj_in, t0, nb, C, H, W, C, 1, 1);
-    da_op_transpose(be, hs, nb, (size_t)f->B, (size_t)C, HW); /* [B, C, HW] -> tokens [B, HW, C] */
+    if (t->linear) { /* tokens first, then Linear proj_in */
+        da_op_transpose(be, nb, t0, (size_t)f->B, (size_t)C, HW);
+        da_op_linear(be, M, C, C, nb, &t->proj_in.w, t->proj_in.b, hs);
+    } else {
+        conv(f, &t->proj_in, t0, nb, C, H, W, C, 1, 1);
+        da_op_transpose(be, hs, nb, (size_t)f->B, (size_t)C, HW); /* [B, C, HW] -> tokens [B, HW, C] */
+    }
     for (int i = 0; i < t->depth; i++) {
         const utblock *k = &t->tb[i];
         da_op_layernorm(be, nb, hs, (size_t)M, (size_t)C, TRANSFORMER_LN_EPS, k->norm1.g, k->norm1.b);
@@ -348,18 +366,25 @@ static void transformer(fwd *f, const utrans *t, float *x, int H, int W) {
         da_op_add(be, hs, hs, nb, (size_t)M * C);
         da_arena_reset(f->a, m2);
     }
-    da_op_transpose(be, nb, hs, (size_t)f->B, HW, (size_t)C); /* back to [B, C, HW] */
-    conv(f, &t->proj_out, nb, t0, C, H, W, C, 1, 1);
+    if (t->linear) {
+        da_op_linear(be, M, C, C, hs, &t->proj_out.w, t->proj_out.b, nb);
+        da_op_transpose(be, t0, nb, (size_t)f->B, HW, (size_t)C); /* back to [B, C, HW] */
+    } else {
+        da_op_transpose(be, nb, hs, (size_t)f->B, HW, (size_t)C); /* back to [B, C, HW] */
+        conv(f, &t->proj_out, nb, t0, C, H, W, C, 1, 1);
+    }
     da_op_add(be, x, x, t0, sz);
     da_arena_reset(f->a, mark);
 }
 
 /* ---- the network ------------------------------------------------------------------------------ */
 
-/* sample [B, Cin, h, w], timesteps [B], context [B, L, D] (host) -> out [B, Cout, h, w] (host).
- * The same code plans (backend and arena counting) and runs. */
+/* sample [B, Cin, h, w], timesteps [B], context [B, L, D], and with text_time conditioning
+ * text_embeds [B, Dt] + time_ids [B, 6] (host) -> out [B, Cout, h, w] (host). The same code plans
+ * (backend and arena counting) and runs. */
 static void unet_graph(const da_unet *u, da_backend *be, da_arena *a, const da_unet_shape *s, const float *h_sample,
-                       const float *h_t, const float *h_ctx, float *h_out) {
+                       const float *h_t, const float *h_ctx, const float *h_text_embeds, const float *h_time_ids,
+                       float *h_out) {
     const da_unet_config *c = &u->cfg;
     const int B = s->batch, n = c->n_levels, lpb = c->layers_per_block, T = c->time_embed_dim;
     const int *boc = c->block_out_channels;
@@ -384,6 +409,22 @@ static void unet_graph(const da_unet *u, da_backend *be, da_arena *a, const da_u
         da_op_linear(be, B, T, boc[0], sin, &u->time1.w, u->time1.b, h1);
         da_op_act(be, DA_ACT_SILU, h1, h1, (size_t)B * T);
         da_op_linear(be, B, T, T, h1, &u->time2.w, u->time2.b, stemb);
+        if (c->addition_embed_dim > 0) {
+            /* text_time: emb += add_embedding(cat(text_embeds, add_time_proj(time_ids).reshape(B, 6 d))) */
+            const int d = c->addition_time_embed_dim, Dt = c->addition_embed_dim - 6 * d, Da = c->addition_embed_dim;
+            float *te = take(&f, (size_t)B * Dt), *ids = take(&f, (size_t)B * 6);
+            float *tid = take(&f, (size_t)B * 6 * d), *cat = take(&f, (size_t)B * Da);
+            da_op_upload(be, te, h_text_embeds, (size_t)B * Dt);
+            da_op_upload(be, ids, h_time_ids, (size_t)B * 6);
+            dk_temb_params ap = dk_temb_params_sd(d); /* add_time_proj: the same flip_sin_to_cos, shift 0 */
+            da_op_timestep_embedding(be, tid, ids, (size_t)B * 6, &ap);
+            da_op_concat_channels(be, cat, te, (size_t)Dt, tid, (size_t)6 * d, (size_t)B, 1);
+            da_op_linear(be, B, T, Da, cat, &u->add1.w, u->add1.b, h1);
+            da_op_act(be, DA_ACT_SILU, h1, h1, (size_t)B * T);
+            float *aug = take(&f, (size_t)B * T);
+            da_op_linear(be, B, T, T, h1, &u->add2.w, u->add2.b, aug);
+            da_op_add(be, stemb, stemb, aug, (size_t)B * T);
+        }
         da_op_act(be, DA_ACT_SILU, stemb, stemb, (size_t)B * T);
         da_arena_reset(a, m);
     }
@@ -518,7 +559,7 @@ da_status da_unet_plan(da_unet_ctx *c, const da_unet_shape *s, da_error *err) {
     if (st) return st;
     da_backend_plan(c->be);
     da_arena_plan(&c->arena);
-    unet_graph(c->u, c->be, &c->arena, s, NULL, NULL, NULL, NULL);
+    unet_graph(c->u, c->be, &c->arena, s, NULL, NULL, NULL, NULL, NULL, NULL);
     if ((st = da_backend_commit(c->be, err))) return st;
     if ((st = da_arena_commit(&c->arena, 0, err))) return st;
     c->planned = *s;
@@ -533,15 +574,33 @@ void da_unet_ctx_bytes(const da_unet_ctx *c, size_t *arena, size_t *scratch) {
 
 da_status da_unet_forward(da_unet_ctx *c, const da_unet_shape *s, const float *sample, const float *timesteps,
                           const float *context, float *out, da_error *err) {
+    return da_unet_forward_added(c, s, sample, timesteps, context, NULL, out, err);
+}
+
+da_status da_unet_forward_added(da_unet_ctx *c, const da_unet_shape *s, const float *sample, const float *timesteps,
+                                const float *context, const da_unet_added *added, float *out, da_error *err) {
     if (!sample || !timesteps || !context || !out)
         return da_err_set(err, DA_ERR_INVALID_ARG, "unet: %s is NULL",
                           !sample ? "sample" : !timesteps ? "timesteps" : !context ? "encoder_hidden_states" : "out");
+    const da_unet_config *uc = &c->u->cfg;
+    if (uc->addition_embed_dim > 0) {
+        if (!added || !added->text_embeds || !added->time_ids)
+            return da_err_set(err, DA_ERR_INVALID_ARG,
+                              "unet: this UNet has text_time conditioning (addition_embed_type \"text_time\", SDXL): "
+                              "it needs %s (added_cond_kwargs: text_embeds [B, %d], time_ids [B, 6])",
+                              !added ? "text_embeds and time_ids" : !added->text_embeds ? "text_embeds" : "time_ids",
+                              uc->addition_embed_dim - 6 * uc->addition_time_embed_dim);
+    } else if (added) {
+        return da_err_set(err, DA_ERR_INVALID_ARG,
+                          "unet: text_embeds/time_ids given, but this UNet has no added conditioning (not SDXL)");
+    }
     if (!c->ready || memcmp(&c->planned, s, sizeof *s)) {
         da_status st = da_unet_plan(c, s, err);
         if (st) return st;
     }
     c->arena.off = 0;
-    unet_graph(c->u, c->be, &c->arena, s, sample, timesteps, context, out);
+    unet_graph(c->u, c->be, &c->arena, s, sample, timesteps, context, added ? added->text_embeds : NULL,
+               added ? added->time_ids : NULL, out);
     /* take the backend's sticky error in every case, so the next forward starts clean */
     da_status st = da_backend_take_error(c->be, err);
     if (c->arena.overflow) {

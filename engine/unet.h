@@ -1,9 +1,12 @@
-/* unet.h - the SD 1.x / InstructPix2Pix denoising UNet: eps = unet(sample, timesteps, text states).
+/* unet.h - the SD 1.x / InstructPix2Pix / SDXL denoising UNet: eps (or v) = unet(sample, timesteps,
+ * text states[, SDXL added conditioning]).
  *
  * Mirrors diffusers UNet2DConditionModel (unet_2d_condition.py, unet_2d_blocks.py, resnet.py,
- * transformer_2d.py, attention.py) as SD 1.x configures it, equivalently ldm openaimodel.UNetModel
- * with SpatialTransformer (context_dim 768, use_linear_in_transformer false). The configuration
- * (levels, widths, heads, in_channels 4 or 8, ...) comes from the model file (m->cfg.unet).
+ * transformer_2d.py, attention.py, embeddings.py) as SD 1.x and SDXL configure it, equivalently ldm
+ * openaimodel.UNetModel with SpatialTransformer (SD 1.x: context_dim 768, conv proj_in/out; SDXL:
+ * context_dim 2048, use_linear_in_transformer, transformer depth 1/2/10, adm_in_channels 2816). The
+ * configuration (levels, widths, heads, depths, in_channels 4 or 8, ...) comes from the model file
+ * (m->cfg.unet).
  *
  * Use:
  *   da_unet *u;        da_unet_load(model, &u, &err);          weights bound once (16-bit stay 16-bit)
@@ -53,5 +56,12 @@ void da_unet_ctx_bytes(const da_unet_ctx *c, size_t *arena, size_t *scratch);
  * memory) -> out [B, out_channels, h, w] (host memory). */
 da_status da_unet_forward(da_unet_ctx *c, const da_unet_shape *s, const float *sample, const float *timesteps,
                           const float *context, float *out, da_error *err);
+
+/* SDXL added conditioning (diffusers added_cond_kwargs): text_embeds [B, addition_embed_dim - 6*addition_time_embed_dim]
+ * (pooled text_encoder_2 output), time_ids [B, 6] (original h, w, crop top, left, target h, w). */
+typedef struct da_unet_added { const float *text_embeds; const float *time_ids; } da_unet_added;
+/* As da_unet_forward; `added` required when the config has addition_embed_dim > 0, must be NULL otherwise. */
+da_status da_unet_forward_added(da_unet_ctx *c, const da_unet_shape *s, const float *sample, const float *timesteps,
+                                const float *context, const da_unet_added *added, float *out, da_error *err);
 
 #endif
