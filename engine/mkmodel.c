@@ -178,6 +178,12 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
         c->dtype = t->fixed_dtype != DA_DTYPE_COUNT ? t->fixed_dtype : p->dtype;
         st = da_st_writer_add_lazy(w, da_spec_key(t, layout), c->dtype, rank, shape, fill_tensor, c, err);
     }
+    /* CosXL's sampling markers, top-level F32 scalars */
+    static const float cosxl_sigma[2] = {120.0f, 0.002f};
+    if (!st && layout == DA_LAYOUT_SINGLE && p->cosxl)
+        st = da_st_writer_add(w, "edm_vpred.sigma_max", DA_F32, 0, NULL, &cosxl_sigma[0], 4, false, err);
+    if (!st && layout == DA_LAYOUT_SINGLE && p->cosxl)
+        st = da_st_writer_add(w, "edm_vpred.sigma_min", DA_F32, 0, NULL, &cosxl_sigma[1], 4, false, err);
     if (!st) st = da_st_writer_write(w, path, err);
     da_st_writer_free(w);
     free(ctx);
@@ -351,6 +357,17 @@ static da_status clip_preprocessor_json(const da_model_config *cfg, const char *
     return write_buf(&b, dir, "preprocessor_config.json", err);
 }
 
+/* CosXL as diffusers runs it (stabilityai/cosxl model card): EDMEulerScheduler(sigma_min=0.002,
+ * sigma_max=120.0, sigma_data=1.0, prediction_type="v_prediction", sigma_schedule="exponential"). */
+static da_status cosxl_scheduler_json(const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"EDMEulerScheduler\",\n  \"_diffusers_version\": \"0.42.1\",\n");
+    da_buf_printf(&b, "  \"final_sigmas_type\": \"zero\",\n  \"num_train_timesteps\": 1000,\n");
+    da_buf_printf(&b, "  \"prediction_type\": \"v_prediction\",\n  \"rho\": 7.0,\n  \"sigma_data\": 1.0,\n");
+    da_buf_printf(&b, "  \"sigma_max\": 120.0,\n  \"sigma_min\": 0.002,\n  \"sigma_schedule\": \"exponential\"\n}\n");
+    return write_buf(&b, dir, "scheduler_config.json", err);
+}
+
 static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_error *err) {
     da_buf b = {0};
     if (cfg->family == DA_FAMILY_IP2P) {
@@ -372,11 +389,11 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
 }
 
 /* StableDiffusionXLPipeline's model_index.json (stable-diffusion-xl-base-1.0). */
-static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *err) {
+static da_status model_index_xl_json(bool tokenizer, bool cosxl, const char *dir, da_error *err) {
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"_class_name\": \"StableDiffusionXLPipeline\",\n  \"_diffusers_version\": \"0.19.0\",\n");
     da_buf_printf(&b, "  \"force_zeros_for_empty_prompt\": true,\n");
-    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"EulerDiscreteScheduler\"],\n");
+    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"%s\"],\n", cosxl ? "EDMEulerScheduler" : "EulerDiscreteScheduler");
     da_buf_printf(&b, "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n");
     da_buf_printf(&b, "  \"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"],\n");
     if (tokenizer)
@@ -387,8 +404,8 @@ static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *
     return write_buf(&b, dir, "model_index.json", err);
 }
 
-static da_status model_index_json(const da_model_config *cfg, bool tokenizer, const char *dir, da_error *err) {
-    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, dir, err);
+static da_status model_index_json(const da_model_config *cfg, bool tokenizer, bool cosxl, const char *dir, da_error *err) {
+    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, cosxl, dir, err);
     da_buf b = {0};
     bool ip2p = cfg->family == DA_FAMILY_IP2P;
     da_buf_printf(&b, "{\n  \"_class_name\": \"%s\",\n  \"_diffusers_version\": \"0.6.0\",\n",
@@ -455,6 +472,9 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
     if (p->dtype != DA_F32 && p->dtype != DA_F16 && p->dtype != DA_BF16)
         return da_err_set(err, DA_ERR_DTYPE, "mkmodel writes F32, F16 or BF16, not %s", da_dtype_name(p->dtype));
     if (!(p->jitter >= 0 && p->jitter < 1)) return da_err_set(err, DA_ERR_INVALID_ARG, "jitter must be in [0, 1)");
+    if (p->cosxl && cfg.family != DA_FAMILY_SDXL)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "--cosxl marks SDXL models; %s is a %s model", cfg.name,
+                          da_family_name(cfg.family));
     if (p->layout == DA_LAYOUT_SINGLE && cfg.family == DA_FAMILY_CLIP)
         return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: CLIP models ship as transformers folders; there is no single-file layout",
                           cfg.name);
@@ -488,7 +508,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
                                   DA_COMP_TEXT_ENCODER_2, err);
         char *sd = st ? NULL : da_path_join(path, "scheduler");
         if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
-        if (!st) st = scheduler_json(&cfg, sd, err);
+        if (!st) st = p->cosxl ? cosxl_scheduler_json(sd, err) : scheduler_json(&cfg, sd, err);
         free(sd);
         if (!st && p->vocab_dir) {
             char *td = da_path_join(path, "tokenizer");
@@ -502,7 +522,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
                 free(td);
             }
         }
-        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, path, err);
+        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, p->cosxl, path, err);
     }
     da_spec_free(spec);
     return st;

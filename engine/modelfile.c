@@ -8,11 +8,13 @@
  */
 #include "modelfile.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "json.h"
 #include "util.h"
 
@@ -724,6 +726,46 @@ static da_status classify_file(da_model_file *m, da_error *err) {
 
 /* ---- verification ---------------------------------------------------------------------------- */
 
+/* A single file's sampling marker (da_model_markers): recorded and true, or false for other keys.
+ * A marker with a value must be one finite positive float (rank 0 or [1]). */
+static bool marker_key(da_model_file *m, const da_model_part *part, const da_st_tensor *t, da_status *st,
+                       da_error *err) {
+    da_model_markers *k = &m->markers;
+    *st = DA_OK;
+    bool smax = !strcmp(t->name, "edm_vpred.sigma_max"), smin = !strcmp(t->name, "edm_vpred.sigma_min");
+    if (!strcmp(t->name, "v_pred")) k->v_pred = true;
+    else if (!strcmp(t->name, "ztsnr")) k->ztsnr = true;
+    else if (!strcmp(t->name, "edm_mean") || !strcmp(t->name, "edm_std")) k->edm_mean_std = true;
+    else if (!smax && !smin) return false;
+    if (!smax && !smin) return true;
+    double v = NAN;
+    if (t->numel == 1 && t->rank <= 1) {
+        if (t->dtype == DA_F32) {
+            float f;
+            memcpy(&f, t->data, 4);
+            v = f;
+        } else if (t->dtype == DA_F16 || t->dtype == DA_BF16) {
+            uint16_t h;
+            float f;
+            memcpy(&h, t->data, 2);
+            if (t->dtype == DA_F16) dk_f16_to_f32_n(&f, &h, 1);
+            else dk_bf16_to_f32_n(&f, &h, 1);
+            v = f;
+        } else if (t->dtype == DA_F64) {
+            memcpy(&v, t->data, 8);
+        }
+    }
+    if (!(v > 0 && v < 1e6)) {
+        *st = da_err_set(err, DA_ERR_FORMAT, "%s: marker tensor '%s' must hold one positive float (ComfyUI writes a 0-d "
+                         "float32), not %s with %llu elements", part->path, t->name, da_dtype_name(t->dtype),
+                         (unsigned long long)t->numel);
+        return true;
+    }
+    if (smax) k->edm_vpred = true, k->sigma_max = v;
+    else k->sigma_min = v;
+    return true;
+}
+
 static bool is_float_dtype(da_dtype t) { return t == DA_F32 || t == DA_F16 || t == DA_BF16; }
 
 static da_status verify(da_model_file *m, da_error *err) {
@@ -744,6 +786,13 @@ static da_status verify(da_model_file *m, da_error *err) {
                 char key[600];
                 snprintf(key, sizeof key, "%s%s", m->parts[p].strip, t->name);
                 e = da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, m->parts[p].comp, key);
+            }
+            if (!e && m->layout == DA_LAYOUT_SINGLE && m->n_parts == 1) {
+                da_status ms;
+                if (marker_key(m, &m->parts[p], t, &ms, err)) {
+                    if (ms) return ms;
+                    continue;
+                }
             }
             if (!e) {
                 if (da_model_key_ignorable(t->name)) {

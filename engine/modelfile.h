@@ -44,6 +44,18 @@ typedef struct da_model_part {
                            saved by transformers >= 5, else "" */
 } da_model_part;
 
+/* Sampling marker tensors an SDXL single file may carry at its top level (ComfyUI's SDXL.model_type
+ * reads them; its checkpoint saver writes them as 0-d float32 tensors):
+ *   edm_vpred.sigma_max [, edm_vpred.sigma_min]: an EDM v-prediction model (CosXL) and its sigma range;
+ *   v_pred (empty tensor): v-prediction on the discrete schedule; ztsnr: zero terminal SNR;
+ *   edm_mean + edm_std: Playground v2.5-style EDM with per-channel latent statistics.
+ * They are recorded here instead of being "unexpected"; the pipeline decides what it supports. */
+typedef struct da_model_markers {
+    bool edm_vpred;                  /* edm_vpred.sigma_max present */
+    double sigma_max, sigma_min;     /* their values (sigma_min 0 when absent) */
+    bool v_pred, ztsnr, edm_mean_std;
+} da_model_markers;
+
 typedef struct da_model_file {
     char *path;
     da_model_kind kind;
@@ -59,6 +71,7 @@ typedef struct da_model_file {
     char *scheduler_config;    /* scheduler/scheduler_config.json, or NULL */
     size_t n_ignored;          /* tolerated keys not used (model_ema.*, position_ids buffers) */
     size_t n_tensors_expected; /* spec entries of the present components (extras excluded) */
+    da_model_markers markers;  /* sampling markers of a single file */
 } da_model_file;
 
 /* Recognise path, infer and validate. On error *out is NULL and err says what and where. */
