@@ -68,6 +68,7 @@ typedef struct da_model_file {
     da_model_part parts[4];   /* SDXL folders: unet, vae, text_encoder, text_encoder_2 */
     const char *ldm_prefix;    /* prefix missing from a lone ldm VAE file ("first_stage_model."), else "" */
     char *tokenizer_dir;       /* folder with vocab.json + merges.txt, or NULL */
+    char *tokenizer_2_dir;     /* SDXL: tokenizer_2/ (pad token "!" in the released files), or NULL */
     char *scheduler_config;    /* scheduler/scheduler_config.json, or NULL */
     size_t n_ignored;          /* tolerated keys not used (model_ema.*, position_ids buffers) */
     size_t n_tensors_expected; /* spec entries of the present components (extras excluded) */

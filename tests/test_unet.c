@@ -1,13 +1,18 @@
-/* test_unet.c - the SD 1.x / InstructPix2Pix UNet (engine/unet.c) against diffusers'
+/* test_unet.c - the SD 1.x / InstructPix2Pix / SDXL UNet (engine/unet.c) against diffusers'
  * UNet2DConditionModel.
  *
- * References: tests/data/unet/ (*.safetensors) from tests/reference/make_unet_fixtures.py: diffusers
+ * References: tests/data/unet/ (*.safetensors) from tests/reference/make_unet_fixtures.py and
+ * make_sdxl_unet_fixtures.py (tiny-sdxl-*, full-sdxl-f16: text_embeds + time_ids too): diffusers
  * ran on models written by our mkmodel; each file records (config, dtype, seed, jitter) in its
  * metadata, and mkmodel is deterministic, so the test recreates the same weights in a temporary
  * directory, in both layouts, and runs them through the C API and through `diffaug run`.
  * "model": every tiny fixture, batch 1/2/3, latents 16x16, 8x24, 16x8, contexts of 77 and 5 tokens,
  *          fractional timesteps, a broadcast timestep; plan reuse; the error cases.
- * "slow":  the full-size sd15 UNet (f16, 320..1280 channels, head dims 40/80/160) at a 16x16 latent.
+ *          tiny-sdxl: 3 levels, DownBlock2D first, linear proj, transformer depth 1/2/3, text_time
+ *          conditioning with per-sample time_ids; wrong text_embeds/time_ids presence.
+ * "slow":  the full-size sd15 UNet (f16, 320..1280 channels, head dims 40/80/160) at a 16x16 latent;
+ *          the full-size SDXL UNet (f16, 320/640/1280, depth 1/2/10, head dim 64, context 2048) at a
+ *          32x32 latent.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -48,14 +53,18 @@ static const struct tol *tol_for(const char *dtype) {
     return NULL;
 }
 
+#define N_CASES 3
+static const char *const CASES[N_CASES] = {"b1-16x16-L77", "b3-8x24-L5", "b2-16x8-L77-tscalar"};
+static const char *const CASES_XL[N_CASES] = {"b1-16x16-L77", "b2-8x24-L5", "b3-16x8-L77-tscalar"};
 static const struct fixmodel {
     const char *config, *dtype;
+    const char *const *cases;
 } MODELS[] = {
-    {"tiny-sd15", "f32"}, {"tiny-sd15", "f16"}, {"tiny-sd15", "bf16"}, {"tiny-ip2p", "f32"}, {"tiny-ip2p", "bf16"},
+    {"tiny-sd15", "f32", CASES}, {"tiny-sd15", "f16", CASES},     {"tiny-sd15", "bf16", CASES},
+    {"tiny-ip2p", "f32", CASES}, {"tiny-ip2p", "bf16", CASES},    {"tiny-sdxl", "f32", CASES_XL},
+    {"tiny-sdxl", "bf16", CASES_XL},
 };
-static const char *const CASES[] = {"b1-16x16-L77", "b3-8x24-L5", "b2-16x8-L77-tscalar"};
 #define N_MODELS (int)(sizeof MODELS / sizeof MODELS[0])
-#define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 
 static const da_st_tensor *need(const da_st_file *f, const char *name) {
     const da_st_tensor *t = da_st_find(f, name);
@@ -77,9 +86,12 @@ static void mk_from_meta(const da_st_file *fx, const char *layout, const char *p
                      0);
 }
 
-/* Run the fixture's inputs through the C API; returns the malloc'd output. */
+/* Run the fixture's inputs through the C API (with text_embeds + time_ids when the fixture has
+ * them: SDXL); returns the malloc'd output. */
 static float *forward_api(const char *model, const da_st_file *fx, da_unet_shape *s_out) {
     const da_st_tensor *x = need(fx, "sample"), *t = need(fx, "timestep"), *e = need(fx, "encoder_hidden_states");
+    const bool xl = da_st_find(fx, "text_embeds") != NULL;
+    da_unet_added added = {xl ? need(fx, "text_embeds")->data : NULL, xl ? need(fx, "time_ids")->data : NULL};
     da_model_file *m;
     da_error err;
     ck_assert_msg(da_model_open(model, &m, &err) == DA_OK, "%s", err.msg);
@@ -93,7 +105,9 @@ static float *forward_api(const char *model, const da_st_file *fx, da_unet_shape
     for (int b = 0; b < s.batch; b++) tb[b] = ((const float *)t->data)[t->numel == 1 ? 0 : b];
     size_t n = (size_t)s.batch * 4 * s.height * s.width;
     float *y = malloc(n * sizeof *y);
-    ck_assert_msg(da_unet_forward(c, &s, x->data, tb, e->data, y, &err) == DA_OK, "%s", err.msg);
+    ck_assert_int_eq(da_unet_config_of(u)->addition_embed_dim > 0, xl);
+    ck_assert_msg(da_unet_forward_added(c, &s, x->data, tb, e->data, xl ? &added : NULL, y, &err) == DA_OK, "%s",
+                  err.msg);
     /* 16-bit weights stay 16-bit: the big tensors are mapped, only small vectors are copied */
     size_t mapped, copied;
     da_unet_weight_bytes(u, &mapped, &copied);
@@ -130,7 +144,7 @@ START_TEST(test_tiny_fixtures) {
     snprintf(folder, sizeof folder, "%s/m", dir);
     snprintf(out, sizeof out, "%s/out.safetensors", dir);
     for (int ci = 0; ci < N_CASES; ci++) {
-        snprintf(path, sizeof path, FIX_DIR "/%s-%s-%s.safetensors", fm->config, fm->dtype, CASES[ci]);
+        snprintf(path, sizeof path, FIX_DIR "/%s-%s-%s.safetensors", fm->config, fm->dtype, fm->cases[ci]);
         da_st_file *fx;
         da_error err;
         ck_assert_msg(da_st_open(path, &fx, &err) == DA_OK, "%s", err.msg);
@@ -144,7 +158,7 @@ START_TEST(test_tiny_fixtures) {
         for (int l = 0; l < (ci == 0 ? 2 : 1); l++) {
             da_unet_shape s;
             float *y = forward_api(layouts[l], fx, &s);
-            snprintf(label, sizeof label, "%s-%s-%s %s api", fm->config, fm->dtype, CASES[ci],
+            snprintf(label, sizeof label, "%s-%s-%s %s api", fm->config, fm->dtype, fm->cases[ci],
                      l ? "diffusers" : "single");
             compare(label, y, fx, fm->dtype);
             free(y);
@@ -157,7 +171,7 @@ START_TEST(test_tiny_fixtures) {
         const da_st_tensor *ys = need(o, "sample"), *rs = need(fx, "ref.sample");
         ck_assert_int_eq(ys->rank, 4);
         for (int i = 0; i < 4; i++) ck_assert_int_eq(ys->shape[i], rs->shape[i]);
-        snprintf(label, sizeof label, "%s-%s-%s cli", fm->config, fm->dtype, CASES[ci]);
+        snprintf(label, sizeof label, "%s-%s-%s cli", fm->config, fm->dtype, fm->cases[ci]);
         compare(label, ys->data, fx, fm->dtype);
         da_st_close(o);
         da_st_close(fx);
@@ -404,6 +418,116 @@ START_TEST(test_full_sd15) {
 }
 END_TEST
 
+/* SDXL's added conditioning is required exactly when the UNet has it, with a message that says
+ * what is missing (C API and CLI); the shapes of text_embeds / time_ids are checked by the CLI. */
+START_TEST(test_sdxl_added_errors) {
+    char *dir = da_test_tmpdir("unet");
+    char xl[512], sd[512], in[512];
+    snprintf(xl, sizeof xl, "%s/xl.safetensors", dir);
+    snprintf(sd, sizeof sd, "%s/sd.safetensors", dir);
+    snprintf(in, sizeof in, "%s/in.safetensors", dir);
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-sdxl --layout single --dtype f32 --seed 3 -o %s",
+                                da_test_cli(), xl),
+                     0);
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-sd15 --layout single --dtype f32 --seed 3 -o %s",
+                                da_test_cli(), sd),
+                     0);
+    da_error err;
+    enum { B = 1, H = 8, W = 8, L = 3 };
+    static float x[B * 4 * H * W], e[B * L * 64], te[B * 32], ids[B * 6] = {1024, 1024, 0, 0, 1024, 1024};
+    float t[B] = {10};
+    for (int k = 0; k < 2; k++) {
+        da_model_file *m;
+        da_unet *u;
+        ck_assert_msg(da_model_open(k ? sd : xl, &m, &err) == DA_OK, "%s", err.msg);
+        ck_assert_msg(da_unet_load(m, &u, &err) == DA_OK, "%s", err.msg);
+        const da_unet_config *uc = da_unet_config_of(u);
+        da_backend *be = da_backend_cpu_new();
+        da_unet_ctx *c = da_unet_ctx_new(u, be);
+        da_unet_shape s = {B, 4, H, W, L, uc->cross_attention_dim};
+        float y[B * 4 * H * W];
+        da_unet_added full = {te, ids}, no_ids = {te, NULL}, no_te = {NULL, ids};
+        if (!k) {
+            ck_assert_int_eq(uc->addition_embed_dim, 32 + 6 * 8);
+            ck_assert_int_eq(da_unet_forward(c, &s, x, t, e, y, &err), DA_ERR_INVALID_ARG);
+            ck_assert_msg(strstr(err.msg, "text_embeds and time_ids") && strstr(err.msg, "text_embeds [B, 32]"), "%s",
+                          err.msg);
+            ck_assert_int_eq(da_unet_forward_added(c, &s, x, t, e, &no_ids, y, &err), DA_ERR_INVALID_ARG);
+            ck_assert_msg(strstr(err.msg, "needs time_ids"), "%s", err.msg);
+            ck_assert_int_eq(da_unet_forward_added(c, &s, x, t, e, &no_te, y, &err), DA_ERR_INVALID_ARG);
+            ck_assert_msg(strstr(err.msg, "needs text_embeds"), "%s", err.msg);
+            ck_assert_msg(da_unet_forward_added(c, &s, x, t, e, &full, y, &err) == DA_OK, "%s", err.msg);
+            for (int i = 0; i < B * 4 * H * W; i++) ck_assert(isfinite(y[i]));
+        } else {
+            ck_assert_int_eq(uc->addition_embed_dim, 0);
+            ck_assert_int_eq(da_unet_forward_added(c, &s, x, t, e, &full, y, &err), DA_ERR_INVALID_ARG);
+            ck_assert_msg(strstr(err.msg, "no added conditioning"), "%s", err.msg);
+        }
+        da_unet_ctx_free(c);
+        da_backend_free(be);
+        da_unet_free(u);
+        da_model_close(m);
+    }
+    /* CLI: the input file decides; wrong presence or shape names the tensor */
+    struct {
+        const char *model;
+        int D, te_w, ids_w; /* 0: leave the tensor out */
+        const char *want1, *want2;
+    } cases[] = {
+        {xl, 64, 0, 6, "'text_embeds' is missing", ""},
+        {xl, 64, 32, 0, "'time_ids' is missing", ""},
+        {xl, 64, 31, 6, "'text_embeds' dimension 1 is 31", "expected 32"},
+        {xl, 64, 32, 5, "'time_ids' dimension 1 is 5", "expected 6"},
+        {sd, 32, 32, 6, "text_embeds/time_ids given", "no added conditioning"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        da_st_writer *wr = da_st_writer_new();
+        int64_t xd[4] = {B, 4, H, W}, ed[3] = {B, L, cases[i].D}, td[1] = {B}, ted[2] = {B, cases[i].te_w},
+                idd[2] = {B, cases[i].ids_w};
+        ck_assert_int_eq(da_st_writer_add(wr, "sample", DA_F32, 4, xd, x, sizeof x, true, &err), DA_OK);
+        ck_assert_int_eq(da_st_writer_add(wr, "encoder_hidden_states", DA_F32, 3, ed, e, (size_t)B * L * cases[i].D * 4,
+                                          true, &err),
+                         DA_OK);
+        ck_assert_int_eq(da_st_writer_add(wr, "timestep", DA_F32, 1, td, t, sizeof t, true, &err), DA_OK);
+        if (cases[i].te_w)
+            ck_assert_int_eq(da_st_writer_add(wr, "text_embeds", DA_F32, 2, ted, te, (size_t)cases[i].te_w * 4, true,
+                                              &err),
+                             DA_OK);
+        if (cases[i].ids_w)
+            ck_assert_int_eq(da_st_writer_add(wr, "time_ids", DA_F32, 2, idd, ids, (size_t)cases[i].ids_w * 4, true, &err),
+                             DA_OK);
+        ck_assert_msg(da_st_writer_write(wr, in, &err) == DA_OK, "%s", err.msg);
+        da_st_writer_free(wr);
+        cli_error(dir, cases[i].model, in, cases[i].want1, cases[i].want2);
+    }
+    da_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Full-size SDXL UNet (f16, ~5 GB written here from the fixture's seed, removed afterwards): the
+ * real widths, depth 1/2/10, head dim 64, 2048-wide context and 2816-wide added conditioning. */
+START_TEST(test_full_sdxl) {
+    da_st_file *fx;
+    da_error err;
+    ck_assert_msg(da_st_open(FIX_DIR "/full-sdxl-f16.safetensors", &fx, &err) == DA_OK, "%s", err.msg);
+    ck_assert_str_eq(meta(fx, "config"), "sdxl");
+    char *dir = da_test_tmpdir("unet-full");
+    char model[512];
+    snprintf(model, sizeof model, "%s/sdxl.safetensors", dir);
+    mk_from_meta(fx, "single", model);
+    da_unet_shape s;
+    float *y = forward_api(model, fx, &s);
+    da_rmtree(dir);
+    free(dir);
+    ck_assert_int_eq(s.context_dim, 2048);
+    ck_assert_int_eq(s.height, 32);
+    compare("full sdxl f16 b1 32x32 L77", y, fx, meta(fx, "dtype"));
+    free(y);
+    da_st_close(fx);
+}
+END_TEST
+
 static Suite *unet_suite(void) {
     Suite *s = suite_create("unet");
     TCase *tm = da_tcase("unet-tiny", "model", 120);
@@ -411,9 +535,11 @@ static Suite *unet_suite(void) {
     tcase_add_test(tm, test_plan_reuse);
     tcase_add_test(tm, test_errors);
     tcase_add_test(tm, test_cli_threads_and_scalar_timestep);
+    tcase_add_test(tm, test_sdxl_added_errors);
     suite_add_tcase(s, tm);
     TCase *ts = da_tcase("unet-full", "slow", 900);
     tcase_add_test(ts, test_full_sd15);
+    tcase_add_test(ts, test_full_sdxl);
     suite_add_tcase(s, ts);
     return s;
 }

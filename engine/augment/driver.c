@@ -307,7 +307,7 @@ da_status da_aug_clip_image(da_aug_ctx *c, const da_image *im, float *emb, da_er
 }
 
 da_status da_aug_clip_text(da_aug_ctx *c, const char *prompt, float *emb, da_error *err) {
-    da_clip_text_out out = {NULL, NULL, emb};
+    da_clip_text_out out = {.text_embeds = emb};
     da_status st = da_clip_text_encode_prompts(c->ct, c->cbe, &c->carena, c->ctok, &prompt, 1, NULL, &out, err);
     if (st) {
         da_err_prefix(err, "CLIP text embedding (%s)", c->o->clip);
