@@ -1,5 +1,7 @@
 /* test_pipeline.c - the generation pipelines (engine/pipeline.c) against diffusers 0.42.1's
- * StableDiffusionPipeline, StableDiffusionImg2ImgPipeline and StableDiffusionInstructPix2PixPipeline.
+ * StableDiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInstructPix2PixPipeline and
+ * StableDiffusionXLPipeline (tiny-sdxl: CosXL-style EDMEulerScheduler v-prediction, and SDXL base's
+ * EulerDiscreteScheduler; zero negative conditioning; non-default micro-conditioning).
  *
  * References: tests/data/pipeline/<case>.safetensors from tests/reference/make_pipeline_fixtures.py:
  * diffusers ran 10 steps on tiny models written by our mkmodel (recreated here from the metadata:
@@ -55,22 +57,29 @@ static const char *const CASES[] = {
     "txt2img-dpmpp_2m_karras", "txt2img-edm_euler", "txt2img-ddim-eta", "txt2img-euler_a-nocfg",
     "img2img-ddim",     "img2img-euler",         "img2img-euler_a",   "img2img-dpmpp_2m",
     "img2img-dpmpp_2m_karras", "img2img-edm_euler", "edit-euler_a",     "edit-ddim",
-    "edit-dpmpp_2m",
+    "edit-dpmpp_2m",    "xl-cosxl",              "xl-cosxl-noneg",    "xl-cosxl-microcond",
+    "xl-euler",         "xl-euler_a-nocfg",
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 
 static char *g_dir, *g_sd, *g_ip2p; /* models made once per TCase (unchecked fixture) */
+static char *g_xl, *g_cosxl, *g_cosxl_single; /* tiny-sdxl seed 33: SDXL base scheduler, --cosxl folder, --cosxl file */
 
 static void make_models(void) {
     g_dir = da_test_tmpdir("pipeline");
     g_sd = da_path_join(g_dir, "sd");
     g_ip2p = da_path_join(g_dir, "ip2p");
-    /* the fixture models: tiny-sd15 seed 31, tiny-ip2p seed 32, jitter 0.2 (checked against metadata below) */
-    const char *cfg[2] = {"tiny-sd15 --seed 31", "tiny-ip2p --seed 32"};
-    const char *out[2] = {g_sd, g_ip2p};
-    for (int i = 0; i < 2; i++)
-        if (da_test_sh(NULL, "%s mkmodel --config %s --layout diffusers --dtype f32 --jitter 0.2 --vocab %s/data/clip-tokenizer -o %s",
-                       da_test_cli(), cfg[i], da_test_shared(), out[i]) != 0)
+    g_xl = da_path_join(g_dir, "xl");
+    g_cosxl = da_path_join(g_dir, "cosxl");
+    g_cosxl_single = da_path_join(g_dir, "cosxl.safetensors");
+    /* the fixture models: tiny-sd15 seed 31, tiny-ip2p seed 32, tiny-sdxl seed 33, jitter 0.2 (checked
+     * against metadata below); the single CosXL file holds the same weights as the CosXL folder */
+    const char *cfg[5] = {"tiny-sd15 --seed 31", "tiny-ip2p --seed 32", "tiny-sdxl --seed 33",
+                          "tiny-sdxl --seed 33 --cosxl", "tiny-sdxl --seed 33 --cosxl"};
+    const char *out[5] = {g_sd, g_ip2p, g_xl, g_cosxl, g_cosxl_single};
+    for (int i = 0; i < 5; i++)
+        if (da_test_sh(NULL, "%s mkmodel --config %s --layout %s --dtype f32 --jitter 0.2 --vocab %s/data/clip-tokenizer -o %s",
+                       da_test_cli(), cfg[i], i == 4 ? "single" : "diffusers", da_test_shared(), out[i]) != 0)
             fprintf(stderr, "# mkmodel failed for %s\n", out[i]);
 }
 
@@ -79,6 +88,9 @@ static void remove_models(void) {
     free(g_dir);
     free(g_sd);
     free(g_ip2p);
+    free(g_xl);
+    free(g_cosxl);
+    free(g_cosxl_single);
 }
 
 static const char *meta(const da_st_file *f, const char *key) {
@@ -166,13 +178,23 @@ static void run_case(da_sd *sd, const char *name, bool torch_mode, worst *wst) {
     da_error err;
     ck_assert_msg(da_st_open(path, &fx, &err) == DA_OK, "%s", err.msg);
     ck_assert_str_eq(meta(fx, "jitter"), "0.2");
-    ck_assert_str_eq(meta(fx, "seed"), strcmp(meta(fx, "mode"), "edit") ? "31" : "32");
+    const char *mode = meta(fx, "mode");
+    const bool xl = !strcmp(mode, "xl");
+    ck_assert_str_eq(meta(fx, "seed"), xl ? "33" : strcmp(mode, "edit") ? "31" : "32");
 
     da_gen_params p;
     da_gen_params_init(&p);
-    const char *mode = meta(fx, "mode");
-    p.mode = !strcmp(mode, "txt2img") ? DA_GEN_TXT2IMG : !strcmp(mode, "img2img") ? DA_GEN_IMG2IMG : DA_GEN_EDIT;
-    p.sampler = sampler_of(meta(fx, "sampler"));
+    p.mode = !strcmp(mode, "txt2img") || xl ? DA_GEN_TXT2IMG : !strcmp(mode, "img2img") ? DA_GEN_IMG2IMG : DA_GEN_EDIT;
+    const char *smp = meta(fx, "sampler");
+    if (!strcmp(smp, "model")) /* the folder's own scheduler: what da_sd_generate picks for the class */
+        p.sampler = !strcmp(meta(fx, "scheduler"), "EDMEulerScheduler") ? DA_SAMPLER_EDM_EULER : DA_SAMPLER_EULER;
+    else
+        p.sampler = sampler_of(smp);
+    if (xl) { /* micro-conditioning as (h, w) pairs */
+        int *dst[3] = {p.original_size, p.crop_top_left, p.target_size};
+        const char *key[3] = {"original_size", "crop", "target_size"};
+        for (int k = 0; k < 3; k++) ck_assert_int_eq(sscanf(meta(fx, key[k]), "%d,%d", &dst[k][0], &dst[k][1]), 2);
+    }
     p.karras = atoi(meta(fx, "karras"));
     p.eta = (float)atof(meta(fx, "eta"));
     p.steps = atoi(meta(fx, "steps"));
@@ -208,7 +230,7 @@ static void run_case(da_sd *sd, const char *name, bool torch_mode, worst *wst) {
     for (int i = 0; i < B; i++) {
         da_gen_item_init(&items[i]);
         items[i].prompt = pr->items[i].str;
-        items[i].negative = ng->items[i].str;
+        items[i].negative = ng->items[i].type == DA_JSON_STRING ? ng->items[i].str : NULL; /* null: diffusers' None */
         items[i].guidance = (float)atof(meta(fx, "guidance"));
         items[i].image_guidance = (float)atof(meta(fx, "image_guidance"));
         items[i].seed = strtoull(meta(fx, "torch_seed"), NULL, 10);
@@ -274,14 +296,67 @@ static void run_case(da_sd *sd, const char *name, bool torch_mode, worst *wst) {
 }
 
 static void run_all(bool torch_mode) {
-    da_sd *sd = open_sd(g_sd, 1), *ip = open_sd(g_ip2p, 1);
+    da_sd *sd = open_sd(g_sd, 1), *ip = open_sd(g_ip2p, 1), *xl = open_sd(g_xl, 1), *cx = open_sd(g_cosxl, 1);
     worst w = {1.0, 0.0, 0};
-    for (int i = 0; i < N_CASES; i++) run_case(strncmp(CASES[i], "edit", 4) ? sd : ip, CASES[i], torch_mode, &w);
+    for (int i = 0; i < N_CASES; i++) {
+        const char *c = CASES[i];
+        da_sd *h = !strncmp(c, "edit", 4) ? ip : !strncmp(c, "xl-cosxl", 8) ? cx : !strncmp(c, "xl-", 3) ? xl : sd;
+        run_case(h, c, torch_mode, &w);
+    }
     fprintf(stderr, "# %s mode, %d cases: worst step/final cosine %.9f, max abs err %.3g of max|ref|, images within %d levels\n",
             torch_mode ? "torch" : "hook", N_CASES, w.min_cos, w.max_rel, w.img_levels);
     da_sd_close(sd);
     da_sd_close(ip);
+    da_sd_close(xl);
+    da_sd_close(cx);
 }
+
+/* The CosXL single file (marker tensors edm_vpred.sigma_max / sigma_min, OpenCLIP naming for
+ * text_encoder_2) is recognised as the EDM v-prediction model the folder's EDMEulerScheduler config
+ * describes, and generates what the folder generates (same weights, mkmodel seed 33). */
+START_TEST(test_cosxl_single_file) {
+    da_sd_options o;
+    da_sd_options_init(&o);
+    o.model = g_cosxl_single;
+    o.threads = 1;
+    char *tok = da_path_join(da_test_shared(), "data/clip-tokenizer");
+    o.tokenizer = tok;
+    da_sd *f, *d = open_sd(g_cosxl, 1);
+    da_error err;
+    ck_assert_msg(da_sd_open(&o, &f, &err) == DA_OK, "%s", err.msg);
+    const da_sd_sampling *ms = da_sd_model_sampling(f), *md = da_sd_model_sampling(d);
+    ck_assert(ms->edm && ms->prediction == DA_PRED_V && md->edm && md->prediction == DA_PRED_V);
+    ck_assert_msg(strstr(ms->source, "edm_vpred"), "%s", ms->source);
+    ck_assert(fabs(ms->sigma_max - 120.0) < 1e-9 && fabs(ms->sigma_min - 0.002) < 1e-9 && ms->sigma_data == 1.0);
+    ck_assert(md->sigma_max == 120.0 && md->sigma_min == 0.002 && md->sigma_data == 1.0);
+    da_gen_params p;
+    da_gen_params_init(&p);
+    p.sampler = DA_SAMPLER_EDM_EULER;
+    p.steps = 3;
+    p.width = p.height = 64;
+    da_sched_config a, b;
+    ck_assert(da_gen_sched_config(f, &p, &a, &err) == DA_OK && da_gen_sched_config(d, &p, &b, &err) == DA_OK);
+    ck_assert(a.edm_exponential && b.edm_exponential && a.sigma_data == b.sigma_data && a.prediction == b.prediction);
+    da_gen_item it;
+    da_gen_item_init(&it);
+    it.prompt = "a kingfisher over a pond";
+    it.negative = "blurry";
+    it.guidance = 12.0f;
+    float lf[256], ld[256];
+    ck_assert_msg(da_sd_generate(f, &p, &it, 1, NULL, lf, &err) == DA_OK, "%s", err.msg);
+    ck_assert_msg(da_sd_generate(d, &p, &it, 1, NULL, ld, &err) == DA_OK, "%s", err.msg);
+    da_cmp cmp;
+    ck_assert_msg(da_compare("cosxl file vs folder", lf, ld, 256, 0.999999, 1e-5, &cmp), "%s", cmp.text);
+    /* a discrete sampler on an EDM model is refused; --edm off lets it run as a plain SDXL model */
+    p.sampler = DA_SAMPLER_EULER;
+    ck_assert_int_eq(da_sd_generate(f, &p, &it, 1, NULL, lf, &err), DA_ERR_INVALID_ARG);
+    p.edm = DA_EDM_OFF;
+    ck_assert_msg(da_sd_generate(f, &p, &it, 1, NULL, lf, &err) == DA_OK, "%s", err.msg);
+    da_sd_close(f);
+    da_sd_close(d);
+    free(tok);
+}
+END_TEST
 
 START_TEST(test_parity_hook) { run_all(false); }
 END_TEST
@@ -742,6 +817,7 @@ static Suite *pipeline_suite(void) {
     tcase_add_unchecked_fixture(tm, make_models, remove_models);
     tcase_add_test(tm, test_parity_hook);
     tcase_add_test(tm, test_parity_torch);
+    tcase_add_test(tm, test_cosxl_single_file);
     tcase_add_test(tm, test_batch_invariance_txt2img);
     tcase_add_test(tm, test_batch_invariance_img2img);
     tcase_add_test(tm, test_img2img_posterior_mean);
