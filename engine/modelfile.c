@@ -810,6 +810,18 @@ static da_status classify_file(da_model_file *m, da_error *err) {
 
 /* ---- verification ---------------------------------------------------------------------------- */
 
+/* The decimal a float32 marker was written from: the shortest %g form that reads back as the same
+ * float (0.002f -> 0.002, as numpy prints np.float32(0.002)), so a CosXL file's sigma_min is the
+ * 0.002 diffusers users pass, not 0.0020000000949949026. */
+static double f32_decimal(float f) {
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return f;
+}
+
 /* A single file's sampling marker (da_model_markers): recorded and true, or false for other keys.
  * A marker with a value must be one finite positive float (rank 0 or [1]). */
 static bool marker_key(da_model_file *m, const da_model_part *part, const da_st_tensor *t, da_status *st,
@@ -827,7 +839,7 @@ static bool marker_key(da_model_file *m, const da_model_part *part, const da_st_
         if (t->dtype == DA_F32) {
             float f;
             memcpy(&f, t->data, 4);
-            v = f;
+            v = f32_decimal(f);
         } else if (t->dtype == DA_F16 || t->dtype == DA_BF16) {
             uint16_t h;
             float f;

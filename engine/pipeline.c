@@ -509,10 +509,10 @@ da_status da_gen_sched_config(const da_sd *sd, const da_gen_params *p, da_sched_
         c->edm_exponential = true;
     } else if (sd->m->scheduler_config) {
         if ((st = da_sched_config_load(sd->m->scheduler_config, p->sampler, c, err))) return st;
-    } else if (sd_is_xl(sd)) {
-        da_sched_config_sdxl(c, p->sampler);
     } else {
-        da_sched_config_sd1x(c, p->sampler);
+        if (sd_is_xl(sd)) da_sched_config_sdxl(c, p->sampler);
+        else da_sched_config_sd1x(c, p->sampler);
+        c->prediction = ms->prediction; /* a single file's v_pred marker */
     }
     if (p->karras) {
         if (c->kind == DA_SAMPLER_EDM_EULER) c->edm_exponential = false;
