@@ -58,7 +58,7 @@ static const char *const CASES[] = {
     "img2img-ddim",     "img2img-euler",         "img2img-euler_a",   "img2img-dpmpp_2m",
     "img2img-dpmpp_2m_karras", "img2img-edm_euler", "edit-euler_a",     "edit-ddim",
     "edit-dpmpp_2m",    "xl-cosxl",              "xl-cosxl-noneg",    "xl-cosxl-microcond",
-    "xl-euler",         "xl-euler_a-nocfg",
+    "xl-euler",         "xl-euler_a-nocfg",      "xl-img2img-cosxl",
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 
@@ -179,12 +179,14 @@ static void run_case(da_sd *sd, const char *name, bool torch_mode, worst *wst) {
     ck_assert_msg(da_st_open(path, &fx, &err) == DA_OK, "%s", err.msg);
     ck_assert_str_eq(meta(fx, "jitter"), "0.2");
     const char *mode = meta(fx, "mode");
-    const bool xl = !strcmp(mode, "xl");
+    const bool xl = !strncmp(mode, "xl", 2); /* "xl": StableDiffusionXLPipeline, "xl-img2img": its img2img sibling */
     ck_assert_str_eq(meta(fx, "seed"), xl ? "33" : strcmp(mode, "edit") ? "31" : "32");
 
     da_gen_params p;
     da_gen_params_init(&p);
-    p.mode = !strcmp(mode, "txt2img") || xl ? DA_GEN_TXT2IMG : !strcmp(mode, "img2img") ? DA_GEN_IMG2IMG : DA_GEN_EDIT;
+    p.mode = !strcmp(mode, "txt2img") || !strcmp(mode, "xl")                  ? DA_GEN_TXT2IMG
+             : !strcmp(mode, "img2img") || !strcmp(mode, "xl-img2img") ? DA_GEN_IMG2IMG
+                                                                        : DA_GEN_EDIT;
     const char *smp = meta(fx, "sampler");
     if (!strcmp(smp, "model")) /* the folder's own scheduler: what da_sd_generate picks for the class */
         p.sampler = !strcmp(meta(fx, "scheduler"), "EDMEulerScheduler") ? DA_SAMPLER_EDM_EULER : DA_SAMPLER_EULER;
@@ -300,7 +302,7 @@ static void run_all(bool torch_mode) {
     worst w = {1.0, 0.0, 0};
     for (int i = 0; i < N_CASES; i++) {
         const char *c = CASES[i];
-        da_sd *h = !strncmp(c, "edit", 4) ? ip : !strncmp(c, "xl-cosxl", 8) ? cx : !strncmp(c, "xl-", 3) ? xl : sd;
+        da_sd *h = !strncmp(c, "edit", 4) ? ip : !strncmp(c, "xl-", 3) ? (strstr(c, "cosxl") ? cx : xl) : sd;
         run_case(h, c, torch_mode, &w);
     }
     fprintf(stderr, "# %s mode, %d cases: worst step/final cosine %.9f, max abs err %.3g of max|ref|, images within %d levels\n",

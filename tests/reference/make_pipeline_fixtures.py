@@ -44,7 +44,7 @@ import diffusers
 import transformers
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EDMEulerScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionInstructPix2PixPipeline,
-                       StableDiffusionPipeline, StableDiffusionXLPipeline)
+                       StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline)
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 ONLY = [a[len("--only="):] for a in sys.argv[1:] if a.startswith("--only=")]  # case-name prefixes to (re)write
@@ -85,6 +85,7 @@ CASES["xl-cosxl-microcond"] = ("cosxl", "xl", "model", {"original_size": (96, 80
                                                          "target_size": (48, 56)})
 CASES["xl-euler"] = ("xl", "xl", "model", {})
 CASES["xl-euler_a-nocfg"] = ("xl", "xl", "euler_a", {"guidance": 1.0})
+CASES["xl-img2img-cosxl"] = ("cosxl", "xl-img2img", "model", {})  # StableDiffusionXLImg2ImgPipeline, strength 0.75
 
 # ---- recording every randn_tensor draw --------------------------------------------------------------
 DRAWS = []
@@ -149,6 +150,8 @@ def main():
         pipes["img2img"] = StableDiffusionImg2ImgPipeline(**pipes["txt2img"].components)
         for key in ("xl", "cosxl"):
             pipes[key] = StableDiffusionXLPipeline.from_pretrained(paths[key])
+        # requires_aesthetics_score=False (the class default, SDXL base): the same six time ids as txt2img
+        pipes["xl-img2img"] = StableDiffusionXLImg2ImgPipeline(**pipes["cosxl"].components)
         base_sched = {m: p.scheduler.config for m, p in pipes.items()}
         if "EDMEulerScheduler" not in type(pipes["cosxl"].scheduler).__name__:
             raise SystemExit("the --cosxl folder did not load with EDMEulerScheduler")
@@ -161,6 +164,8 @@ def main():
             if ONLY and not any(name.startswith(o) for o in ONLY):
                 continue
             pkey = model if mode == "xl" else mode
+            if mode == "xl-img2img":
+                base_sched[pkey] = base_sched["cosxl"]
             pipe = pipes[pkey]
             if sampler == "model":
                 pipe.scheduler = type(pipe.scheduler).from_config(base_sched[pkey])
@@ -184,7 +189,9 @@ def main():
             if sampler == "ddim":
                 common["eta"] = eta
             with torch.no_grad():
-                if mode == "xl":
+                if mode == "xl-img2img":
+                    final = pipe(image=pil, strength=0.75, **common).images
+                elif mode == "xl":
                     micro = {k: extra[k] for k in ("original_size", "crops_coords_top_left", "target_size") if k in extra}
                     final = pipe(height=H, width=W, **micro, **common).images
                 elif mode == "txt2img":
@@ -199,14 +206,14 @@ def main():
                        "ref.image": dec.contiguous()}
             for j, (_, t) in enumerate(DRAWS):
                 tensors[f"draw.{j}"] = t.contiguous()
-            if mode in ("img2img", "edit"):
+            if mode in ("img2img", "edit", "xl-img2img"):
                 tensors["image"] = torch.from_numpy(np.stack(images).astype(np.float32))
             for k, t in tensors.items():
                 assert torch.isfinite(t).all(), f"{name}: non-finite {k}"
             config, dtype, mseed = MODELS[model]
             sched = pipe.scheduler.config
             meta_xl = {}
-            if mode == "xl":
+            if mode.startswith("xl"):
                 meta_xl = dict(cosxl=int(model in COSXL), scheduler=type(pipe.scheduler).__name__,
                                prediction=sched.prediction_type,
                                original_size=",".join(map(str, extra.get("original_size", (H, W)))),
@@ -215,7 +222,7 @@ def main():
                                negative_none=int(negatives is None))
             meta = dict(config=config, dtype=dtype, seed=mseed, jitter=JITTER, mode=mode, sampler=sampler, **meta_xl,
                         karras=int(sampler.endswith("karras")), eta=eta, steps=STEPS,
-                        strength=0.75 if mode == "img2img" else 1.0, guidance=guidance,
+                        strength=0.75 if mode in ("img2img", "xl-img2img") else 1.0, guidance=guidance,
                         image_guidance=1.5 if mode == "edit" else 0.0, prompts=json.dumps(PROMPTS),
                         negatives=json.dumps(negatives if negatives is not None else [None] * len(PROMPTS)),
                         width=W, height=H, torch_seed=seed,
