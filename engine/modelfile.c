@@ -67,6 +67,10 @@ static const da_st_tensor *find_key(const da_model_file *m, da_component c, cons
 }
 
 const da_st_tensor *da_model_tensor(const da_model_file *m, const da_tensor_spec *t) {
+    if (t->comp == DA_COMP_VAE && m->vae_file) { /* the replacement VAE: same canonical name in its spec */
+        const da_tensor_spec *v = da_spec_find(m->vae_file->spec, DA_COMP_VAE, t->name);
+        return v ? da_model_tensor(m->vae_file, v) : NULL;
+    }
     if (!da_model_has(m, t->comp == DA_COMP_EXTRA ? DA_COMP_UNET : t->comp)) return NULL;
     const char *key = da_spec_key(t, m->layout);
     if (!key || (m->layout == DA_LAYOUT_DIFFUSERS && t->single_only)) return NULL;
@@ -140,13 +144,15 @@ static da_status infer_unet(const da_model_file *m, da_unet_config *u, da_error 
     u->n_levels = n;
     u->layers_per_block = lpb;
     u->cross_attention_dim = 0;
+    for (int i = n; i < DA_MAX_LEVELS; i++) /* levels the model lacks: as the presets leave them */
+        u->block_out_channels[i] = u->heads[i] = u->transformer_depth[i] = 0, u->level_has_attn[i] = false;
     /* SDXL text_time conditioning: add_embedding.linear_1 <-> label_emb.0.0 [time_embed_dim, adm_in] */
     r = S ? shape_of(m, C, sh, "%slabel_emb.0.0.weight", P) : shape_of(m, C, sh, "add_embedding.linear_1.weight");
     const bool xl = r >= 0;
     if (xl) {
         if ((st = need(r, 2, "add_embedding.linear_1.weight (label_emb.0.0)", m, err))) return st;
         u->addition_embed_dim = (int)sh[1];
-        u->addition_time_embed_dim = 256; /* SDXL's; sdxl_time_dims() refines it when text_encoder_2 is known */
+        u->addition_time_embed_dim = 256; /* SDXL's; sdxl_fill() derives it from the pooled width */
     }
     u->linear_proj = false;
     for (int i = 0; i < n; i++) {
@@ -368,6 +374,8 @@ static da_status unet_from_json(const da_json *j, const char *path, da_unet_conf
     int n = jints(j, "block_out_channels", u->block_out_channels, DA_MAX_LEVELS);
     if (n < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: block_out_channels missing or not 1..%d integers", path, DA_MAX_LEVELS);
     u->n_levels = n;
+    for (int i = n; i < DA_MAX_LEVELS; i++) /* levels the model lacks: as the presets leave them */
+        u->block_out_channels[i] = u->heads[i] = u->transformer_depth[i] = 0, u->level_has_attn[i] = false;
     const da_json *dt = da_json_get(j, "down_block_types");
     if (!dt || dt->type != DA_JSON_ARRAY || dt->n != (size_t)n)
         return da_err_set(err, DA_ERR_FORMAT, "%s: down_block_types must list %d block types", path, n);
@@ -943,6 +951,7 @@ void da_model_close(da_model_file *m) {
         free(m->parts[i].path);
     }
     da_spec_free(m->spec);
+    da_model_close(m->vae_file);
     free(m->tokenizer_dir);
     free(m->tokenizer_2_dir);
     free(m->scheduler_config);
@@ -1048,5 +1057,51 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
         return st;
     }
     *out = m;
+    return DA_OK;
+}
+
+/* ---- a replacement VAE -------------------------------------------------------------------------- */
+
+void da_model_open_opts_init(da_model_open_opts *o) { memset(o, 0, sizeof *o); }
+
+static bool same_vae_structure(const da_vae_config *a, const da_vae_config *b) {
+    if (a->n_levels != b->n_levels || a->layers_per_block != b->layers_per_block || a->in_channels != b->in_channels ||
+        a->out_channels != b->out_channels || a->latent_channels != b->latent_channels ||
+        a->norm_num_groups != b->norm_num_groups)
+        return false;
+    for (int i = 0; i < a->n_levels; i++)
+        if (a->block_out_channels[i] != b->block_out_channels[i]) return false;
+    return true;
+}
+
+da_status da_model_open_ex(const char *path, const da_model_open_opts *opts, da_model_file **out, da_error *err) {
+    da_status st = da_model_open(path, out, err);
+    if (st || !opts || !opts->vae) return st;
+    da_model_file *m = *out, *v = NULL;
+    char a[128], b[128];
+    if (!da_model_has(m, DA_COMP_VAE)) {
+        st = da_err_set(err, DA_ERR_INVALID_ARG, "%s: a replacement VAE (%s) was given, but the model has no VAE", path,
+                        opts->vae);
+    } else if ((st = da_model_open(opts->vae, &v, err))) {
+        da_err_prefix(err, "replacement VAE");
+    } else if (v->component != DA_COMP_VAE) {
+        st = da_err_set(err, DA_ERR_FORMAT, "%s: not a VAE (it is a %s%s%s); a replacement VAE is an AutoencoderKL "
+                        "folder or a lone VAE .safetensors", opts->vae, da_model_kind_name(v->kind),
+                        v->component != DA_COMP_COUNT ? " holding a " : "",
+                        v->component != DA_COMP_COUNT ? da_component_name(v->component) : "");
+    } else if (!same_vae_structure(&v->cfg.vae, &m->cfg.vae)) {
+        da_config_describe_part(&v->cfg, DA_COMP_VAE, a, sizeof a);
+        da_config_describe_part(&m->cfg, DA_COMP_VAE, b, sizeof b);
+        st = da_err_set(err, DA_ERR_SHAPE, "%s: the replacement VAE (%s) does not match the VAE of %s (%s)", opts->vae, a,
+                        path, b);
+    }
+    if (st) {
+        da_model_close(v);
+        da_model_close(m);
+        *out = NULL;
+        return st;
+    }
+    if (v->cfg_from_json) m->cfg.vae.scaling_factor = v->cfg.vae.scaling_factor;
+    m->vae_file = v;
     return DA_OK;
 }

@@ -73,11 +73,25 @@ typedef struct da_model_file {
     size_t n_ignored;          /* tolerated keys not used (model_ema.*, position_ids buffers) */
     size_t n_tensors_expected; /* spec entries of the present components (extras excluded) */
     da_model_markers markers;  /* sampling markers of a single file */
+    struct da_model_file *vae_file; /* replacement VAE (da_model_open_ex opts.vae): VAE tensors come from
+                                       it; NULL: the model's own */
 } da_model_file;
 
 /* Recognise path, infer and validate. On error *out is NULL and err says what and where. */
 da_status da_model_open(const char *path, da_model_file **out, da_error *err);
 void da_model_close(da_model_file *m);
+
+/* Options of da_model_open_ex (zero-initialise or da_model_open_opts_init). */
+typedef struct da_model_open_opts {
+    /* A separate VAE replacing the model's (e.g. sdxl-vae-fp16-fix, vae-ft-mse-840000): a diffusers
+     * vae folder (config.json + weights) or a lone .safetensors in diffusers or ldm naming (with or
+     * without the first_stage_model. prefix). Its structure must equal the model's VAE; its
+     * scaling_factor is used when it comes with a config.json, else the model's is kept. */
+    const char *vae;
+} da_model_open_opts;
+void da_model_open_opts_init(da_model_open_opts *o);
+/* da_model_open with options (opts may be NULL). */
+da_status da_model_open_ex(const char *path, const da_model_open_opts *opts, da_model_file **out, da_error *err);
 
 /* Whether the model carries component c. */
 bool da_model_has(const da_model_file *m, da_component c);

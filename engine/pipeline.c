@@ -54,7 +54,6 @@ typedef struct prompt_entry {
 
 struct da_sd {
     da_model_file *m;
-    da_model_file *vae_m; /* options.vae: the file the VAE comes from (NULL: m) */
     bool xl;              /* SDXL: two text encoders, pooled text embedding, time ids */
     bool force_zeros;     /* SDXL: model_index force_zeros_for_empty_prompt (negative None -> zeros) */
     da_tokenizer *tok2;   /* SDXL tokenizer_2 (pads with "!") */
@@ -122,31 +121,8 @@ void da_sd_close(da_sd *sd) {
     da_unet_free(sd->unet);
     da_clip_text_free(sd->text);
     da_tokenizer_free(sd->tok);
-    da_model_close(sd->vae_m);
     da_model_close(sd->m);
     free(sd);
-}
-
-/* The VAE: the model's, or options.vae's. A replacement VAE's scaling factor comes from its
- * config.json when it has one (diffusers reads AutoencoderKL.config.scaling_factor), else (a lone
- * file, which carries no constant) from the model it serves. */
-static da_status open_vae(da_sd *sd, const char *path, da_error *err) {
-    const da_model_file *m = sd->m;
-    if (!path || !*path) {
-        sd->vae_scale = m->cfg.vae.scaling_factor;
-        return da_vae_load(m, &sd->vae, err);
-    }
-    da_status st = da_model_open(path, &sd->vae_m, err);
-    if (st) return st;
-    const da_model_file *v = sd->vae_m;
-    if (!da_model_has(v, DA_COMP_VAE))
-        return da_err_set(err, DA_ERR_INVALID_ARG, "--vae %s: a %s without a VAE (give a diffusers vae/ folder or a VAE "
-                          ".safetensors)", path, da_model_kind_name(v->kind));
-    if (v->cfg.vae.latent_channels != m->cfg.unet.out_channels)
-        return da_err_set(err, DA_ERR_SHAPE, "--vae %s: %d latent channels, the UNet of %s has %d", path,
-                          v->cfg.vae.latent_channels, m->path, m->cfg.unet.out_channels);
-    sd->vae_scale = v->cfg_from_json ? v->cfg.vae.scaling_factor : m->cfg.vae.scaling_factor;
-    return da_vae_load(v, &sd->vae, err);
 }
 
 /* How the checkpoint samples (da_sd_sampling): a folder's scheduler_config.json of class
@@ -264,7 +240,13 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
     da_sd *sd = calloc(1, sizeof *sd);
     if (!sd) return da_err_set(err, DA_ERR_NOMEM, "sd: out of memory");
     sd->threads = o->threads;
-    da_status st = da_model_open(o->model, &sd->m, err);
+    /* options.vae: da_model_open_ex binds the VAE tensors to the replacement (same structure required)
+     * and takes its scaling factor when it has a config.json (diffusers reads
+     * AutoencoderKL.config.scaling_factor), else keeps the model's */
+    da_model_open_opts mo;
+    da_model_open_opts_init(&mo);
+    mo.vae = o->vae && *o->vae ? o->vae : NULL;
+    da_status st = da_model_open_ex(o->model, &mo, &sd->m, err);
     if (st) goto fail;
     const da_model_file *m = sd->m;
     if (m->cfg.family != DA_FAMILY_SD1 && m->cfg.family != DA_FAMILY_IP2P && m->cfg.family != DA_FAMILY_SDXL) {
@@ -275,7 +257,7 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
     sd->xl = m->cfg.family == DA_FAMILY_SDXL;
     static const da_component need[] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER, DA_COMP_TEXT_ENCODER_2};
     for (size_t i = 0; i < (sd->xl ? 4u : 3u); i++)
-        if (!da_model_has(m, need[i]) && !(need[i] == DA_COMP_VAE && o->vae && *o->vae)) {
+        if (!da_model_has(m, need[i])) {
             st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: the model has no %s (a generation model needs unet, vae and "
                             "text_encoder%s)", m->path, da_component_name(need[i]), sd->xl ? ", text_encoder_2" : "");
             goto fail;
@@ -294,7 +276,8 @@ da_status da_sd_open(const da_sd_options *o, da_sd **out, da_error *err) {
     if ((st = da_tokenizer_load(tokp, &sd->tok, err))) goto fail;
     if ((st = da_clip_text_load(m, DA_COMP_TEXT_ENCODER, &sd->text, err))) goto fail;
     if ((st = da_unet_load(m, &sd->unet, err))) goto fail;
-    if ((st = open_vae(sd, o->vae, err))) goto fail;
+    sd->vae_scale = m->cfg.vae.scaling_factor;
+    if ((st = da_vae_load(m, &sd->vae, err))) goto fail;
     if ((st = detect_sampling(sd, err))) goto fail;
     sd->L = da_clip_text_cfg(sd->text)->max_positions;
     sd->D = sd->D1 = da_clip_text_cfg(sd->text)->hidden_size;
@@ -334,7 +317,7 @@ const char *da_sd_hash(da_sd *sd) {
     const da_model_file *m = sd->m;
     uint8_t dg[32];
     da_error e;
-    if (m->n_parts == 1 && !sd->vae_m) {
+    if (m->n_parts == 1 && !m->vae_file) {
         if (da_sha256_file(m->parts[0].path, dg, &e)) return "";
         da_sha256_hex(dg, sd->hash);
     } else {
@@ -346,10 +329,10 @@ const char *da_sd_hash(da_sd *sd) {
             static const da_component order[] = {DA_COMP_UNET, DA_COMP_VAE, DA_COMP_TEXT_ENCODER, DA_COMP_TEXT_ENCODER_2};
             for (int i = 0; i < 4; i++) {
                 const da_model_part *p = da_model_part_of(m, order[i]);
-                if (p && !(sd->vae_m && order[i] == DA_COMP_VAE)) label[k] = da_component_name(order[i]), path[k++] = p->path;
+                if (p && !(m->vae_file && order[i] == DA_COMP_VAE)) label[k] = da_component_name(order[i]), path[k++] = p->path;
             }
         }
-        const da_model_part *vp = sd->vae_m ? da_model_part_of(sd->vae_m, DA_COMP_VAE) : NULL;
+        const da_model_part *vp = m->vae_file ? da_model_part_of(m->vae_file, DA_COMP_VAE) : NULL;
         if (vp) label[k] = "vae", path[k++] = vp->path;
         da_sha256 h;
         da_sha256_init(&h);

@@ -20,8 +20,9 @@
 #include "safetensors.h"
 #include "testutil.h"
 #include "util.h"
+#include "vae.h"
 
-static const char *const TINY[] = {"tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "tiny-clip-vit-l14"};
+static const char *const TINY[] = {"tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "tiny-clip-vit-l14", "tiny-sdxl"};
 static const da_dtype DTYPES[] = {DA_F32, DA_F16, DA_BF16};
 
 static uint64_t comp_params(const da_spec *s, da_component c, size_t *count) {
@@ -690,6 +691,227 @@ START_TEST(test_jitter) {
 }
 END_TEST
 
+/* ---- SDXL ------------------------------------------------------------------------------------- */
+
+/* The SDXL UNet's canonical <-> sgm single-file names: 3 levels of 2 layers, DownBlock2D first (no
+ * attention at level 0), no downsampler at the last level, depth 1/2/10 (mid: 10), linear
+ * proj_in/out, label_emb; and the full-size counts of stabilityai/stable-diffusion-xl-base-1.0's
+ * UNet (1680 tensors, 2,567,463,684 parameters). */
+START_TEST(test_sdxl_names) {
+    da_model_config cfg;
+    ck_assert(da_config_preset("sdxl", &cfg));
+    da_spec *s;
+    da_error e;
+    ck_assert_int_eq(da_spec_build(&cfg, &s, &e), DA_OK);
+    size_t n;
+    ck_assert_uint_eq(comp_params(s, DA_COMP_UNET, &n), 2567463684ull);
+    ck_assert_uint_eq(n, 1680);
+    ck_assert_uint_eq(comp_params(s, DA_COMP_VAE, &n), 83653863ull);
+    static const char *const pairs[][2] = {
+        {"add_embedding.linear_1.weight", "model.diffusion_model.label_emb.0.0.weight"},
+        {"add_embedding.linear_2.bias", "model.diffusion_model.label_emb.0.2.bias"},
+        {"down_blocks.0.resnets.1.conv2.weight", "model.diffusion_model.input_blocks.2.0.out_layers.3.weight"},
+        {"down_blocks.0.downsamplers.0.conv.weight", "model.diffusion_model.input_blocks.3.0.op.weight"},
+        {"down_blocks.1.attentions.1.transformer_blocks.1.ff.net.2.weight",
+         "model.diffusion_model.input_blocks.5.1.transformer_blocks.1.ff.net.2.weight"},
+        {"down_blocks.1.downsamplers.0.conv.weight", "model.diffusion_model.input_blocks.6.0.op.weight"},
+        {"down_blocks.2.attentions.1.transformer_blocks.9.attn2.to_k.weight",
+         "model.diffusion_model.input_blocks.8.1.transformer_blocks.9.attn2.to_k.weight"},
+        {"mid_block.attentions.0.transformer_blocks.9.attn1.to_q.weight",
+         "model.diffusion_model.middle_block.1.transformer_blocks.9.attn1.to_q.weight"},
+        {"up_blocks.0.attentions.2.proj_out.weight", "model.diffusion_model.output_blocks.2.1.proj_out.weight"},
+        {"up_blocks.0.upsamplers.0.conv.weight", "model.diffusion_model.output_blocks.2.2.conv.weight"},
+        {"up_blocks.1.upsamplers.0.conv.bias", "model.diffusion_model.output_blocks.5.2.conv.bias"},
+        {"up_blocks.2.resnets.2.conv1.weight", "model.diffusion_model.output_blocks.8.0.in_layers.2.weight"},
+        {"up_blocks.2.resnets.0.conv_shortcut.weight", "model.diffusion_model.output_blocks.6.0.skip_connection.weight"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        const da_tensor_spec *t = da_spec_find(s, DA_COMP_UNET, pairs[i][0]);
+        ck_assert_msg(t && !strcmp(t->ldm_name, pairs[i][1]), "%s -> %s", pairs[i][0], t ? t->ldm_name : "(none)");
+    }
+    static const char *const absent[] = {"down_blocks.0.attentions.0.norm.weight", "down_blocks.2.downsamplers.0.conv.weight",
+                                         "up_blocks.2.attentions.0.norm.weight", "up_blocks.2.upsamplers.0.conv.weight",
+                                         "down_blocks.1.attentions.0.transformer_blocks.2.norm1.weight",
+                                         "mid_block.attentions.0.transformer_blocks.10.norm1.weight"};
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
+        ck_assert_msg(!da_spec_find(s, DA_COMP_UNET, absent[i]), "%s should not exist", absent[i]);
+    /* linear projections: [C, C] in both namings; label_emb in: pooled 1280 + 6 x 256 */
+    const da_tensor_spec *t = da_spec_find(s, DA_COMP_UNET, "up_blocks.0.attentions.2.proj_in.weight");
+    int64_t lin[2] = {1280, 1280}, adm[2] = {1280, 2816};
+    ck_assert(da_spec_shape_matches(t, DA_LAYOUT_DIFFUSERS, 2, lin) && da_spec_shape_matches(t, DA_LAYOUT_SINGLE, 2, lin));
+    t = da_spec_find(s, DA_COMP_UNET, "add_embedding.linear_1.weight");
+    ck_assert(da_spec_shape_matches(t, DA_LAYOUT_SINGLE, 2, adm));
+    t = da_spec_find(s, DA_COMP_UNET, "down_blocks.2.attentions.0.transformer_blocks.0.attn2.to_v.weight");
+    int64_t kv[2] = {1280, 2048};
+    ck_assert(da_spec_shape_matches(t, DA_LAYOUT_DIFFUSERS, 2, kv));
+    /* CLIP-L under conditioner.embedders.0; no DDPM buffers or EMA counters in SDXL files */
+    t = da_spec_find(s, DA_COMP_TEXT_ENCODER, "text_model.final_layer_norm.weight");
+    ck_assert_str_eq(t->ldm_name, "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight");
+    ck_assert_ptr_null(da_spec_map_key(s, DA_LAYOUT_SINGLE, DA_COMP_COUNT, "alphas_cumprod"));
+    ck_assert_uint_eq(da_spec_count_in(s, DA_COMP_EXTRA, DA_LAYOUT_SINGLE), 1);
+    da_spec_free(s);
+}
+END_TEST
+
+/* What decides SDXL: the single file's keys, the folder's unet config (text_time, linear projection,
+ * per-level depth). Depth comes from the tensor names when config.json lacks
+ * transformer_layers_per_block; a lone SDXL UNet (folder or file) opens too; SD 1.x is unchanged. */
+START_TEST(test_sdxl_recognition) {
+    char *dir = da_test_tmpdir("model");
+    char *pd = mk(dir, "tiny-sdxl", DA_LAYOUT_DIFFUSERS, DA_F32, 3, NULL);
+    char *ps = mk(dir, "tiny-sdxl", DA_LAYOUT_SINGLE, DA_BF16, 3, NULL);
+    da_model_config want;
+    ck_assert(da_config_preset("tiny-sdxl", &want));
+    da_model_file *m;
+    da_error e;
+    const char *paths[2] = {pd, ps};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(da_model_open(paths[k], &m, &e) == DA_OK, "%s", e.msg);
+        ck_assert_int_eq(m->cfg.family, DA_FAMILY_SDXL);
+        const da_unet_config *u = &m->cfg.unet;
+        ck_assert_int_eq(u->n_levels, 3);
+        ck_assert(!u->level_has_attn[0] && u->level_has_attn[1] && u->level_has_attn[2]);
+        ck_assert(u->linear_proj);
+        ck_assert_int_eq(u->transformer_depth[2], 3);
+        ck_assert_int_eq(u->addition_time_embed_dim, 8);
+        ck_assert_int_eq(u->addition_embed_dim, 80);
+        ck_assert_int_eq(u->cross_attention_dim, 64);
+        ck_assert_float_eq_tol(m->cfg.vae.scaling_factor, 0.13025f, 1e-7f);
+        ck_assert(da_model_has(m, DA_COMP_TEXT_ENCODER) && da_model_has(m, DA_COMP_TEXT_ENCODER_2));
+        char d[512];
+        da_config_describe(&m->cfg, d, sizeof d);
+        ck_assert_msg(strstr(d, "SDXL") && strstr(d, "transformer depth 1/2/3") && strstr(d, "text_time"), "%s", d);
+        da_vae *va; /* the SD VAE binds from either layout of an SDXL model */
+        ck_assert_msg(da_vae_load(m, &va, &e) == DA_OK, "%s", e.msg);
+        da_vae_free(va);
+        da_model_close(m);
+    }
+    /* no transformer_layers_per_block in config.json: counted from the tensor names */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/unet/config.json", pd);
+    edit_json(path, "\"transformer_layers_per_block\": [1, 2, 3],", "");
+    ck_assert_msg(da_model_open(pd, &m, &e) == DA_OK, "%s", e.msg);
+    ck_assert(same_config(&m->cfg, &want, DA_COMP_UNET));
+    da_model_close(m);
+    /* a lone SDXL UNet: its folder, and its weights file */
+    snprintf(path, sizeof path, "%s/unet", pd);
+    ck_assert_msg(da_model_open(path, &m, &e) == DA_OK, "%s", e.msg);
+    ck_assert_int_eq(m->cfg.family, DA_FAMILY_SDXL);
+    ck_assert(same_config(&m->cfg, &want, DA_COMP_UNET));
+    ck_assert(!da_model_has(m, DA_COMP_TEXT_ENCODER_2));
+    da_model_close(m);
+    snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", pd);
+    ck_assert_msg(da_model_open(path, &m, &e) == DA_OK, "%s", e.msg);
+    ck_assert_int_eq(m->cfg.unet.addition_embed_dim, 80);
+    ck_assert(m->cfg.unet.linear_proj);
+    da_model_close(m);
+    /* malformed text_time configurations */
+    snprintf(path, sizeof path, "%s/unet/config.json", pd);
+    edit_json(path, "\"text_time\"", "\"image\"");
+    expect_open_error(pd, DA_ERR_UNSUPPORTED, "addition_embed_type 'image'");
+    edit_json(path, "\"image\"", "\"text_time\"");
+    edit_json(path, "\"projection_class_embeddings_input_dim\": 80", "\"projection_class_embeddings_input_dim\": 40");
+    expect_open_error(pd, DA_ERR_FORMAT, "projection_class_embeddings_input_dim");
+    edit_json(path, "\"projection_class_embeddings_input_dim\": 40", "\"projection_class_embeddings_input_dim\": 86");
+    expect_open_error(pd, DA_ERR_SHAPE, "addition embedding width 86");
+    edit_json(path, "\"projection_class_embeddings_input_dim\": 86", "\"projection_class_embeddings_input_dim\": 80");
+    edit_json(path, "\"attention_head_dim\": [1, 1, 2]", "\"attention_head_dim\": [1, 1, 2],\n  \"transformer_layers_per_block\": [[1], [2, 2], [3, 3, 3]]");
+    expect_open_error(pd, DA_ERR_UNSUPPORTED, "per-layer lists");
+    /* an SDXL model_index over an SD 1.x UNet, and the other way round */
+    char *p15 = mk(dir, "tiny-sd15", DA_LAYOUT_DIFFUSERS, DA_F32, 3, NULL);
+    snprintf(path, sizeof path, "%s/model_index.json", p15);
+    edit_json(path, "StableDiffusionPipeline", "StableDiffusionXLPipeline");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp -r %s/text_encoder %s/text_encoder_2", p15, p15);
+    ck_assert_int_eq(system(cmd), 0);
+    expect_open_error(p15, DA_ERR_FORMAT, "without text_time conditioning");
+    da_rmtree(p15);
+    free(p15);
+    da_rmtree(dir);
+    free(dir);
+    free(pd);
+    free(ps);
+}
+END_TEST
+
+/* da_model_open_ex with a replacement VAE: its tensors replace the model's (byte for byte, whatever
+ * its naming), its config's scaling_factor wins, a file without config keeps the model's; a
+ * non-VAE or a VAE of another structure is refused naming the file. */
+START_TEST(test_replacement_vae) {
+    char *dir = da_test_tmpdir("model");
+    char *ps = mk(dir, "tiny-sdxl", DA_LAYOUT_SINGLE, DA_F16, 3, NULL);
+    char *p15 = mk(dir, "tiny-sd15", DA_LAYOUT_DIFFUSERS, DA_F32, 4, NULL); /* same kl-f8 structure, scale 0.18215 */
+    char *p15s = mk(dir, "tiny-sd15", DA_LAYOUT_SINGLE, DA_BF16, 5, NULL);
+    char vdir[1024], vfile[1024], lone[1024], unet[1024];
+    snprintf(vdir, sizeof vdir, "%s/vae", p15);
+    snprintf(vfile, sizeof vfile, "%s/vae/diffusion_pytorch_model.safetensors", p15);
+    snprintf(lone, sizeof lone, "%s/ldm-vae.safetensors", dir);
+    snprintf(unet, sizeof unet, "%s/unet", p15);
+    rewrite(p15s, lone, NULL, "first_stage_model.", NULL); /* a lone ldm VAE (vae-ft-mse style) */
+    const char *srcs[3] = {vdir, vfile, lone};
+    const float scale[3] = {0.18215f, 0.13025f, 0.13025f};
+    da_error e;
+    for (int k = 0; k < 3; k++) {
+        da_model_open_opts o;
+        da_model_open_opts_init(&o);
+        o.vae = srcs[k];
+        da_model_file *m, *v;
+        ck_assert_msg(da_model_open_ex(ps, &o, &m, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_model_open(srcs[k], &v, &e) == DA_OK, "%s", e.msg);
+        ck_assert_float_eq_tol(m->cfg.vae.scaling_factor, scale[k], 1e-7f);
+        size_t n = 0;
+        for (size_t i = 0; i < da_spec_count(m->spec); i++) {
+            const da_tensor_spec *t = da_spec_at(m->spec, i);
+            if (t->comp != DA_COMP_VAE) continue;
+            const da_st_tensor *x = da_model_tensor(m, t), *y = da_model_tensor(v, da_spec_find(v->spec, DA_COMP_VAE, t->name));
+            ck_assert_msg(x && y && x->nbytes == y->nbytes && x->dtype == y->dtype && !memcmp(x->data, y->data, x->nbytes),
+                          "%s: %s not taken from %s", ps, t->name, srcs[k]);
+            n++;
+        }
+        ck_assert_uint_eq(n, da_spec_count_in(m->spec, DA_COMP_VAE, DA_LAYOUT_DIFFUSERS));
+        /* the VAE binds from the replacement whatever its naming (mixed layouts) and decodes like it */
+        da_vae *va, *vb;
+        ck_assert_msg(da_vae_load(m, &va, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_vae_load(v, &vb, &e) == DA_OK, "%s", e.msg);
+        static float z[4 * 8 * 8], ya[3 * 64 * 64], yb[3 * 64 * 64];
+        for (size_t i = 0; i < sizeof z / sizeof z[0]; i++) z[i] = sinf(0.3f * (float)i);
+        da_backend *be = da_backend_cpu_new();
+        da_arena ar = {0};
+        ck_assert_msg(da_vae_decode(va, be, &ar, z, 1, 8, 8, ya, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_vae_decode(vb, be, &ar, z, 1, 8, 8, yb, &e) == DA_OK, "%s", e.msg);
+        ck_assert_mem_eq(ya, yb, sizeof ya);
+        da_arena_free(&ar);
+        da_backend_free(be);
+        da_vae_free(va);
+        da_vae_free(vb);
+        /* the rest stays the model's */
+        ck_assert_ptr_eq(da_model_tensor(m, da_spec_find(m->spec, DA_COMP_UNET, "conv_in.weight"))->data,
+                         da_st_find(m->parts[0].st, "model.diffusion_model.input_blocks.0.0.weight")->data);
+        da_model_close(v);
+        da_model_close(m);
+    }
+    da_model_open_opts o;
+    da_model_open_opts_init(&o);
+    da_model_file *m = (da_model_file *)1;
+    o.vae = unet;
+    ck_assert_int_eq(da_model_open_ex(ps, &o, &m, &e), DA_ERR_FORMAT);
+    ck_assert_msg(m == NULL && strstr(e.msg, "not a VAE") && strstr(e.msg, unet), "%s", e.msg);
+    char *pxl = mk(dir, "tiny-sdxl", DA_LAYOUT_DIFFUSERS, DA_F32, 6, NULL);
+    char other[1024];
+    snprintf(other, sizeof other, "%s/vae/config.json", pxl);
+    edit_json(other, "\"block_out_channels\": [32, 64, 128, 128]", "\"block_out_channels\": [32, 64, 128, 96]");
+    snprintf(other, sizeof other, "%s/vae", pxl);
+    o.vae = other;
+    ck_assert_int_ne(da_model_open_ex(ps, &o, &m, &e), DA_OK); /* its own weights no longer match its config */
+    ck_assert_ptr_null(m);
+    o.vae = "/nonexistent/vae";
+    ck_assert_int_eq(da_model_open_ex(ps, &o, &m, &e), DA_ERR_NOT_FOUND);
+    ck_assert_msg(strstr(e.msg, "replacement VAE"), "%s", e.msg);
+    da_rmtree(dir);
+    free(dir), free(ps), free(p15), free(p15s), free(pxl);
+}
+END_TEST
+
 static Suite *modelfile_suite(void) {
     Suite *s = suite_create("modelfile");
     TCase *fast = da_tcase("spec", "fast", 30);
@@ -699,9 +921,12 @@ static Suite *modelfile_suite(void) {
     tcase_add_test(fast, test_rng_draws);
     tcase_add_test(fast, test_half_rounding);
     tcase_add_test(fast, test_jitter);
+    tcase_add_test(fast, test_sdxl_names);
     suite_add_tcase(s, fast);
     TCase *model = da_tcase("files", "model", 60);
-    tcase_add_loop_test(model, test_mkmodel_every_tiny_layout_dtype, 0, 4);
+    tcase_add_loop_test(model, test_mkmodel_every_tiny_layout_dtype, 0, (int)(sizeof TINY / sizeof TINY[0]));
+    tcase_add_test(model, test_sdxl_recognition);
+    tcase_add_test(model, test_replacement_vae);
     tcase_add_test(model, test_components_and_broken_models);
     tcase_add_test(model, test_cli_mkmodel_inspect);
     suite_add_tcase(s, model);

@@ -162,6 +162,49 @@ def check_sd(config, dtype, tmp):
         print(f"ok {label}: text std {h.std().item():.3f}, eps std {eps.std().item():.3f}, img std {img.std().item():.3f}")
 
 
+def check_sdxl(config, dtype, tmp):
+    """The SDXL UNet + VAE + CLIP-L (text_encoder_2 is checked by its own owner's additions): strict
+    diffusers loads of the folder, and the single file through diffusers' own converters (label_emb,
+    linear proj, depth > 1, conditioner.embedders.0 prefix) equal to the folder."""
+    tdt = DTYPES[dtype]
+    d = os.path.join(tmp, f"{config}-{dtype}")
+    s = os.path.join(tmp, f"{config}-{dtype}.safetensors")
+    mk(config, "diffusers", dtype, 7, d)
+    mk(config, "single", dtype, 7, s)
+    label = f"{config}/{dtype}"
+    unet = strict_load(UNet2DConditionModel, os.path.join(d, "unet"), tdt, label + " unet")
+    vae = strict_load(AutoencoderKL, os.path.join(d, "vae"), tdt, label + " vae")
+    same_as_file(unet, os.path.join(d, "unet", "diffusion_pytorch_model.safetensors"), label + " unet")
+    check(unet.config.addition_embed_type == "text_time" and unet.config.use_linear_projection, f"{label}: unet config")
+    check(abs(vae.config.scaling_factor - 0.13025) < 1e-7, f"{label}: vae scaling_factor")
+    ckpt = load_file(s)
+    conv = {
+        "unet": (sfu.convert_ldm_unet_checkpoint(ckpt, dict(unet.config)), unet,
+                 os.path.join(d, "unet", "diffusion_pytorch_model.safetensors")),
+        "vae": (sfu.convert_ldm_vae_checkpoint(ckpt, dict(vae.config)), vae,
+                os.path.join(d, "vae", "diffusion_pytorch_model.safetensors")),
+    }
+    for comp, (got, model, twin) in conv.items():
+        ref = model.state_dict()
+        check(set(got) == set(ref), f"{label} single {comp}: converted keys differ: {sorted(set(got) ^ set(ref))[:6]}")
+        twin_sd = load_file(twin)
+        diff = [k for k in got if k in twin_sd and not torch.equal(got[k].reshape(twin_sd[k].shape), twin_sd[k])]
+        check(not diff, f"{label} single {comp}: values differ from the diffusers twin {diff[:4]}")
+    te = {k[len("conditioner.embedders.0.transformer."):]: v for k, v in ckpt.items()
+          if k.startswith("conditioner.embedders.0.transformer.") and not k.endswith("position_ids")}
+    twin_te = load_file(os.path.join(d, "text_encoder", "model.safetensors"))
+    check(set(te) == set(twin_te) and all(torch.equal(te[k], twin_te[k]) for k in te),
+          f"{label} single text_encoder: conditioner.embedders.0 differs from text_encoder/")
+    with torch.no_grad():
+        u = unet.float()
+        pooled = u.config.projection_class_embeddings_input_dim - 6 * u.config.addition_time_embed_dim
+        eps = u(torch.randn(1, 4, 16, 16), 500, encoder_hidden_states=torch.randn(1, 77, u.config.cross_attention_dim),
+                added_cond_kwargs={"text_embeds": torch.randn(1, pooled),
+                                   "time_ids": torch.tensor([[1024.0, 1024, 0, 0, 1024, 1024]])}).sample
+        check(torch.isfinite(eps).all().item() and eps.abs().max().item() < 1e3, f"{label}: unet forward finite")
+        print(f"ok {label}: eps std {eps.std().item():.3f}")
+
+
 def check_clip(config, dtype, tmp):
     tdt = DTYPES[dtype]
     d = os.path.join(tmp, f"{config}-{dtype}")
@@ -187,6 +230,7 @@ def main():
                 check_sd(config, dtype, tmp)
             for config in ("tiny-clip-vit-b32", "tiny-clip-vit-l14"):
                 check_clip(config, dtype, tmp)
+            check_sdxl("tiny-sdxl", dtype, tmp)
     print(f"{len(failures)} failures")
     return 1 if failures else 0
 
