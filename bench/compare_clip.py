@@ -120,9 +120,9 @@ def sdxl_main():
             return o.hidden_states[-2], o.text_embeds
 
         args = ["--text", "2", "--vision", "0", "--sdxl"]
-        t1 = alternate(lambda: ours(p1, args + ["--component", "text_encoder"]), lambda: median_time(ref1), rounds=1)
+        t1 = alternate(lambda: ours(p1, args + ["--component", "text_encoder"]), lambda: median_time(ref1))
         rows.append(("CLIP-L/14 text_encoder: hidden_states[-2]", "ids [2, 77]", *t1))
-        t2 = alternate(lambda: ours(p2, args + ["--component", "text_encoder_2"]), lambda: median_time(ref2), rounds=1)
+        t2 = alternate(lambda: ours(p2, args + ["--component", "text_encoder_2"]), lambda: median_time(ref2))
         rows.append(("OpenCLIP bigG/14 text_encoder_2: hidden_states[-2] + text_embeds", "ids [2, 77]", *t2))
         rows.append(("both (SDXL encode_prompt's encoders, sum)", "ids [2, 77]", t1[0] + t2[0], t1[1] + t2[1]))
     finally:

@@ -261,6 +261,7 @@ static void text_forward(const void *ctx, da_backend *be, da_arena *a) {
         cps[0] = cps[1];
         cps[1] = tmp;
     }
+    if (cps[0] == cps[1]) cps[0] = -1; /* clip_skip 1 and penultimate: one stop serves both */
     int cur = 0;
     for (int k = 0; k < 2; k++) {
         int cp = cps[k];

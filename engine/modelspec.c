@@ -306,11 +306,15 @@ void da_config_describe(const da_model_config *c, char *buf, size_t n) {
         da_config_describe_part(c, DA_COMP_CLIP, buf, n);
         return;
     }
-    char u[256], v[128], t[160];
+    char u[256], v[128], t[160], t2[192] = "";
     da_config_describe_part(c, DA_COMP_UNET, u, sizeof u);
     da_config_describe_part(c, DA_COMP_VAE, v, sizeof v);
     da_config_describe_part(c, DA_COMP_TEXT_ENCODER, t, sizeof t);
-    snprintf(buf, n, "%s: %s; %s; %s", da_family_name(c->family), u, v, t);
+    if (c->family == DA_FAMILY_SDXL) {
+        t2[0] = ';', t2[1] = ' ';
+        da_config_describe_part(c, DA_COMP_TEXT_ENCODER_2, t2 + 2, sizeof t2 - 2);
+    }
+    snprintf(buf, n, "%s: %s; %s; %s%s", da_family_name(c->family), u, v, t, t2);
 }
 
 /* ---- the spec ------------------------------------------------------------------------------- */

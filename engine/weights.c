@@ -91,6 +91,11 @@ static bool lookup(da_binder *b, const char *name, canon *cv) {
     return true;
 }
 
+static bool in_mapping(const canon *cv) {
+    const char *p = cv->data, *base = cv->ft->data;
+    return p >= base && p < base + cv->ft->nbytes;
+}
+
 static da_w view_of(da_binder *b, const canon *cv) {
     const da_st_tensor *ft = cv->ft;
     da_w w = {0};
@@ -100,8 +105,7 @@ static da_w view_of(da_binder *b, const canon *cv) {
     size_t align = dk_wtype_size(w.t);
     if ((uintptr_t)cv->data % align == 0) {
         w.p = cv->data;
-        if (cv->data >= ft->data && (const char *)cv->data < (const char *)ft->data + ft->nbytes)
-            b->bytes_mapped += cv->nbytes;
+        if (in_mapping(cv)) b->bytes_mapped += cv->nbytes;
         return w;
     }
     void *copy = own(b, cv->nbytes);
@@ -153,7 +157,7 @@ const float *da_bind_f32(da_binder *b, const char *fmt, ...) {
     if (!lookup(b, name, &cv)) return NULL;
     da_w w = {.t = DK_F32, .rank = 1, .shape = {(int64_t)cv.numel}};
     if (cv.ft->dtype == DA_F32 && (uintptr_t)cv.data % 4 == 0) {
-        b->bytes_mapped += cv.nbytes;
+        if (in_mapping(&cv)) b->bytes_mapped += cv.nbytes; /* else a transform's copy, already counted */
         w.p = cv.data;
         return adopt(b, w, cv.nbytes, name).p;
     }
