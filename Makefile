@@ -7,7 +7,7 @@
 #   make test-gpu-sanitize  the GPU suite under compute-sanitizer memcheck, then racecheck
 #   make bench-gpu       CUDA kernel benchmarks on SD 1.5 shapes (refuses to run without a GPU)
 #   make test SANITIZE=1 the suites under AddressSanitizer + UBSan (build-san/)
-#   make fuzz            libFuzzer over the safetensors parser for FUZZ_SECONDS (default 60)
+#   make fuzz            libFuzzer for FUZZ_SECONDS (default 60) over FUZZ_TARGET=safetensors (default) or wordpiece
 #   make bench           CPU kernel benchmarks beside OpenBLAS
 #   make demo            all three recipes on tiny random-weight models + a synthetic dataset, in $(BUILD)/demo
 #   make deps            install missing Debian packages (root) or print the apt-get line
@@ -233,15 +233,23 @@ demo: deps
 
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
 FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?= safetensors
 FUZZ_DIR := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iengine -Ikernels/cpu
+# per target: the sources under test and the libFuzzer options (dictionary, input size)
+FUZZ_SRC_safetensors  := engine/safetensors.c engine/json.c engine/util.c
+FUZZ_OPTS_safetensors := -max_len=4096 -dict=tests/fuzz/safetensors.dict
+FUZZ_SRC_wordpiece    := engine/wordpiece.c engine/json.c engine/util.c
+FUZZ_OPTS_wordpiece   := -max_len=4096 -dict=tests/fuzz/wordpiece.dict
+FUZZ_TARGETS := safetensors wordpiece
 fuzz: deps-fuzz
-	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
-	clang $(FUZZ_CFLAGS) -o $(FUZZ_DIR)/fuzz_safetensors tests/fuzz/fuzz_safetensors.c \
-	    engine/safetensors.c engine/json.c engine/util.c
-	cp -n tests/fuzz/corpus/* $(FUZZ_DIR)/corpus/ 2>/dev/null || true
-	$(FUZZ_DIR)/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -artifact_prefix=$(FUZZ_DIR)/artifacts/ -dict=tests/fuzz/safetensors.dict $(FUZZ_DIR)/corpus
+	@case " $(FUZZ_TARGETS) " in *" $(FUZZ_TARGET) "*) ;; \
+	  *) echo "make fuzz: unknown FUZZ_TARGET '$(FUZZ_TARGET)' (one of: $(FUZZ_TARGETS))" >&2; exit 2 ;; esac
+	@mkdir -p $(FUZZ_DIR)/corpus/$(FUZZ_TARGET) $(FUZZ_DIR)/artifacts/$(FUZZ_TARGET)
+	clang $(FUZZ_CFLAGS) -o $(FUZZ_DIR)/fuzz_$(FUZZ_TARGET) tests/fuzz/fuzz_$(FUZZ_TARGET).c $(FUZZ_SRC_$(FUZZ_TARGET))
+	cp -n tests/fuzz/corpus/$(FUZZ_TARGET)/* $(FUZZ_DIR)/corpus/$(FUZZ_TARGET)/ 2>/dev/null || true
+	$(FUZZ_DIR)/fuzz_$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_OPTS_$(FUZZ_TARGET)) \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$(FUZZ_TARGET)/ $(FUZZ_DIR)/corpus/$(FUZZ_TARGET)
 
 # ---- benchmarks --------------------------------------------------------------------------------
 BENCH_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)

@@ -635,7 +635,7 @@ END_TEST
 
 /* The fuzzer's seed files (written by the Python library) must stay valid, or fuzzing starts blind. */
 START_TEST(test_fuzz_seeds_valid) {
-    const char *dir = "tests/fuzz/corpus";
+    const char *dir = "tests/fuzz/corpus/safetensors";
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
     struct dirent *ent;
