@@ -466,8 +466,6 @@ void da_gen_time_ids(const da_gen_params *p, float out[6]) {
     out[5] = (float)(td ? p->width : t[1]);
 }
 
-static bool sd_is_xl(const da_sd *sd) { return sd->m->cfg.family == DA_FAMILY_SDXL; }
-
 da_status da_gen_sched_config(const da_sd *sd, const da_gen_params *p, da_sched_config *c, da_error *err) {
     const da_sd_sampling *ms = &sd->sampling;
     if ((unsigned)p->edm > DA_EDM_OFF || (unsigned)p->prediction > DA_PREDICT_V)
@@ -493,7 +491,7 @@ da_status da_gen_sched_config(const da_sd *sd, const da_gen_params *p, da_sched_
     } else if (sd->m->scheduler_config) {
         if ((st = da_sched_config_load(sd->m->scheduler_config, p->sampler, c, err))) return st;
     } else {
-        if (sd_is_xl(sd)) da_sched_config_sdxl(c, p->sampler);
+        if (sd->xl) da_sched_config_sdxl(c, p->sampler);
         else da_sched_config_sd1x(c, p->sampler);
         c->prediction = ms->prediction; /* a single file's v_pred marker */
     }
@@ -872,7 +870,7 @@ int da_gen_text_chunks(da_sd *sd, const da_gen_params *p, const da_gen_item *it,
             chunk(sd, &k, "edm", "sigma_min %g, sigma_max %g, sigma_data %g, %s", sc.sigma_min, sc.sigma_max,
                   sc.sigma_data, sc.edm_exponential ? "exponential" : "karras");
     }
-    if (sd_is_xl(sd)) {
+    if (sd->xl) {
         float t[6];
         da_gen_time_ids(p, t);
         chunk(sd, &k, "sdxl_time_ids", "original_size (%g, %g), crops_coords_top_left (%g, %g), target_size (%g, %g)",
