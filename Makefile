@@ -179,6 +179,19 @@ else
 	@echo "test-gpu-sanitize: this build has no CUDA backend (nvcc not found, or NO_CUDA=1)"; exit 1
 endif
 
+# ---- the tensor-core kernels on the host (tests/emu; every build, GPU or not) ----------------------
+# kernels/cuda/attention_tc.cu and conv_tc.cu compiled by the host C++ compiler against a small CUDA
+# emulation, so `make test` exercises their index math and masks without nvcc or a GPU.
+EMU_OBJ := $(BUILD)/obj/tests/emu/tc_kernels_emu.o
+$(EMU_OBJ): tests/emu/tc_kernels_emu.cpp tests/emu/cuda_emu.h kernels/cuda/attention_tc.cu kernels/cuda/conv_tc.cu \
+            kernels/cuda/dcuda.h kernels/cpu/kcommon.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -pthread -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -Wshadow \
+	  -DDCU_EMULATE -Iengine -Ikernels/cpu -Ikernels/cuda -Itests/emu -c $< -o $@
+$(BUILD)/tests/test_cuda_emu: $(BUILD)/obj/tests/test_cuda_emu.o $(EMU_OBJ) $(TESTLIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(EMU_OBJ) $(TESTLIB_OBJ) $(LIB) $(CHECK_LIBS) $(LDLIBS) -lstdc++ -pthread
+
 # ---- demo ----------------------------------------------------------------------------------------
 # The whole augmentation pipeline on tiny random-weight models (seconds on 2 cores): a synthetic
 # 3-class dataset, then DiffuseMix, DiffCoRe-Mix (on SD 1.x, labelled deviations, and on a CosXL-style

@@ -26,6 +26,7 @@
 #include "kcommon.h"
 #include "norm.h"
 #include "ops.h"
+#include "sampling.h"
 
 /* A weight as the network sees it: storage type, shape (PyTorch order) and data in that type.
  * 16-bit weights stay 16-bit; kernels convert while packing. */
@@ -85,6 +86,30 @@ typedef struct da_backend_ops {
     void (*mem_free)(da_backend *be, void *p);
     da_status (*adopt_weight)(da_backend *be, da_w *w, size_t bytes);
     void (*destroy)(da_backend *be);
+    /* ---- optional ops for a device-resident sampling loop and CUDA graphs (NULL = not offered;
+     * the da_op_* wrappers below turn a missing op into a DA_ERR_UNSUPPORTED error) ----------------
+     * lincomb: y[j] = a[0] x[0][j] + ... + a[k-1] x[k-1][j], 1 <= k <= DK_LINCOMB_MAX, each product
+     *   rounded to f32 and summed left to right (kernels/cpu/sampling.h); y may be any of the x.
+     * cfg_combine: y = uncond + g (cond - uncond); with img (InstructPix2Pix) a = uncond + g (cond -
+     *   img), y = a + g_img (img - uncond); torch's order, as pipeline.c.
+     * philox_normal: y[i] = element (first + i) of da_rng_normal(seed, stream) as N(mean, std).
+ * sampler_step: x = one sampler update (dk_step_elem over n elements) with the scalars that
+ *   da_sampler_step_params computed on the host; m the model output, noise when st->noisy, the x0
+ *   buffers when st->uses_x0 (DPM++: the caller swaps them after the step).
+ * model_input: y = the step's model input from x (da_sampler_model_input_params; y may be x).
+     * graph_begin / graph_end / graph_replay: record the ops issued between begin and end (nothing
+     *   runs while recording) and replay them; see docs/CUDA.md for what may be recorded. */
+    void (*lincomb)(da_backend *be, float *y, int k, const float *a, const float *const *x, size_t n);
+    void (*cfg_combine)(da_backend *be, float *y, const float *uncond, const float *cond, const float *img, float g,
+                        float g_img, size_t n);
+    void (*philox_normal)(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n,
+                          float mean, float std);
+    void (*sampler_step)(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                         float *cur_x0, const float *prev_x0, size_t n);
+    void (*model_input)(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n);
+    da_status (*graph_begin)(da_backend *be);
+    da_status (*graph_end)(da_backend *be);
+    da_status (*graph_replay)(da_backend *be);
 } da_backend_ops;
 
 struct da_backend {
@@ -180,5 +205,62 @@ DA_OP_FORWARD(copy, (da_backend * be, float *dst, const float *src, size_t n), (
 DA_OP_FORWARD(upload, (da_backend * be, float *dst, const float *host, size_t n), (be, dst, host, n))
 DA_OP_FORWARD(download, (da_backend * be, float *host, const float *src, size_t n), (be, host, src, n))
 #undef DA_OP_FORWARD
+
+/* ---- wrappers of the optional ops (appended block: sampling ops and graphs) ---------------------- */
+static inline bool da_op_missing(da_backend *be, bool present, const char *name) {
+    if (present) return false;
+    da_backend_fail(be, DA_ERR_UNSUPPORTED, "the %s backend has no %s op", be->ops->name, name);
+    return true;
+}
+static inline void da_op_lincomb(da_backend *be, float *y, int k, const float *a, const float *const *x, size_t n) {
+    if (da_op_skip(be) || da_op_missing(be, be->ops->lincomb != NULL, "lincomb")) return;
+    if (k < 1 || k > DK_LINCOMB_MAX) {
+        da_backend_fail(be, DA_ERR_INVALID_ARG, "lincomb: %d terms (1..%d)", k, DK_LINCOMB_MAX);
+        return;
+    }
+    be->ops->lincomb(be, y, k, a, x, n);
+}
+static inline void da_op_cfg_combine(da_backend *be, float *y, const float *uncond, const float *cond,
+                                     const float *img, float g, float g_img, size_t n) {
+    if (da_op_skip(be) || da_op_missing(be, be->ops->cfg_combine != NULL, "cfg_combine")) return;
+    be->ops->cfg_combine(be, y, uncond, cond, img, g, g_img, n);
+}
+static inline void da_op_philox_normal(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first,
+                                       size_t n, float mean, float std) {
+    if (da_op_skip(be) || da_op_missing(be, be->ops->philox_normal != NULL, "philox_normal")) return;
+    be->ops->philox_normal(be, y, seed, stream, first, n, mean, std);
+}
+static inline void da_op_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                                      float *cur_x0, const float *prev_x0, size_t n) {
+    if (da_op_skip(be) || da_op_missing(be, be->ops->sampler_step != NULL, "sampler_step")) return;
+    if ((st->noisy && !noise) || (st->uses_x0 && !cur_x0) || (st->kind == DK_STEP_DPM_SECOND && !prev_x0)) {
+        da_backend_fail(be, DA_ERR_INVALID_ARG, "sampler_step: step kind %d needs %s", st->kind,
+                        st->noisy && !noise ? "noise" : "the x0 buffers");
+        return;
+    }
+    be->ops->sampler_step(be, st, x, m, noise, cur_x0, prev_x0, n);
+}
+static inline void da_op_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
+    if (da_op_skip(be) || da_op_missing(be, be->ops->model_input != NULL, "model_input")) return;
+    be->ops->model_input(be, p, y, x, n);
+}
+/* Graphs return the status (also sticky). A backend without graphs (the CPU) answers
+ * DA_ERR_UNSUPPORTED: callers that only want speed check da_backend_has_graphs first. */
+static inline bool da_backend_has_graphs(const da_backend *be) { return be->ops->graph_begin != NULL; }
+static inline da_status da_op_graph_begin(da_backend *be) {
+    if (da_op_skip(be)) return be->st;
+    if (da_op_missing(be, be->ops->graph_begin != NULL, "graph_begin")) return be->st;
+    return be->ops->graph_begin(be);
+}
+static inline da_status da_op_graph_end(da_backend *be) {
+    if (be->planning) return be->st;
+    if (da_op_missing(be, be->ops->graph_end != NULL, "graph_end")) return be->st;
+    return be->ops->graph_end(be); /* runs even after an error so the recording is always closed */
+}
+static inline da_status da_op_graph_replay(da_backend *be) {
+    if (da_op_skip(be)) return be->st;
+    if (da_op_missing(be, be->ops->graph_replay != NULL, "graph_replay")) return be->st;
+    return be->ops->graph_replay(be);
+}
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "gemm.h"
+#include "rng.h"
 #include "util.h"
 
 static const char *gemm_status_text(dk_gemm_status s) {
@@ -117,6 +118,37 @@ static void cpu_copy(da_backend *be, float *dst, const float *src, size_t n) {
 
 static da_status cpu_adopt(da_backend *be, da_w *w, size_t bytes) { return DA_OK; }
 
+/* The sampling ops: the per-element formulas of sampling.h, the same the GPU kernels use. */
+static void cpu_lincomb(da_backend *be, float *y, int k, const float *a, const float *const *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t j = 0; j < n; j++) y[j] = dk_lincomb_elem(k, a, x, j);
+}
+
+static void cpu_cfg_combine(da_backend *be, float *y, const float *u, const float *c, const float *img, float g,
+                            float g_img, size_t n) {
+    if (img) {
+        for (size_t j = 0; j < n; j++) y[j] = dk_cfg_edit_elem(u[j], c[j], img[j], g, g_img);
+    } else {
+        for (size_t j = 0; j < n; j++) y[j] = dk_cfg_elem(u[j], c[j], g);
+    }
+}
+
+static void cpu_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                             float *cur_x0, const float *prev_x0, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t j = 0; j < n; j++) dk_step_elem(st, x, m, noise, cur_x0, prev_x0, j);
+}
+
+static void cpu_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t j = 0; j < n; j++) y[j] = dk_model_input_elem(p, x[j]);
+}
+
+static void cpu_philox_normal(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n,
+                              float mean, float std) {
+    da_rng_normal(seed, stream, first, n, mean, std, y);
+}
+
 static const da_backend_ops cpu_ops = {
     .name = "cpu",
     .linear_ws = linear_workspace_size,
@@ -143,6 +175,12 @@ static const da_backend_ops cpu_ops = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .adopt_weight = cpu_adopt,
+    .lincomb = cpu_lincomb,
+    .cfg_combine = cpu_cfg_combine,
+    .philox_normal = cpu_philox_normal,
+    .sampler_step = cpu_sampler_step,
+    .model_input = cpu_model_input,
+    /* no graphs: every op runs as it is called */
 };
 
 da_backend *da_backend_cpu_new(void) {

@@ -22,6 +22,12 @@ typedef struct cuda_backend {
     size_t n_owned, cap_owned;
     int32_t *ids; /* device copy of gather_rows' host ids */
     size_t ids_cap;
+    /* kernel choices (environment at creation; docs/CUDA.md) and the recorded graph */
+    int attn_wt;  /* DIFFAUG_CUDA_ATTN: 1 tc (f16, default), 2 tc-bf16, 0 fp32 (the v1 kernel) */
+    int gemm_lt;  /* DIFFAUG_CUDA_GEMM: 1 lt (cuBLASLt + bias epilogue, default), 0 gemmex (v1) */
+    int conv_tc;  /* DIFFAUG_CUDA_CONV: 1 tc (implicit GEMM for 16-bit weights, default), 0 im2col (v1) */
+    void *graph;  /* cudaGraphExec_t of the last graph_begin .. graph_end */
+    bool capturing;
 } cuda_backend;
 
 static cuda_backend *cb(da_backend *be) { return (cuda_backend *)be; }
@@ -47,12 +53,16 @@ static size_t cuda_attention_ws(const dk_attn_params *p) { return 0; } /* all in
 
 static da_status cuda_linear(da_backend *be, int M, int N, int K, const float *x, const da_w *w, const float *bias,
                              float *y) {
+    if (cb(be)->gemm_lt)
+        return chk(be, dcu_linear_lt(cx(be), M, N, K, x, w->p, (int)w->t, bias, y, be->ws, be->ws_bytes), "linear");
     return chk(be, dcu_linear(cx(be), M, N, K, x, w->p, (int)w->t, bias, y, be->ws, be->ws_bytes), "linear");
 }
 
 static da_status cuda_conv2d(da_backend *be, const dk_conv2d *s, const float *x, const da_w *w, const float *bias,
                              float *y) {
     dcu_conv c = conv_of(s);
+    /* f32 weights keep the exact FP32 im2col + cuBLAS path */
+    if (cb(be)->conv_tc && w->t != DK_F32) return chk(be, dcu_conv2d_tc(cx(be), &c, x, w->p, (int)w->t, bias, y), "conv2d");
     return chk(be, dcu_conv2d(cx(be), &c, x, w->p, (int)w->t, bias, y, be->ws, be->ws_bytes), "conv2d");
 }
 
@@ -67,6 +77,10 @@ static da_status cuda_attention(da_backend *be, const dk_attn_params *p, const f
     a.k_batch = p->k_batch ? p->k_batch : (size_t)p->nk * a.k_row;
     a.v_batch = p->v_batch ? p->v_batch : (size_t)p->nk * a.v_row;
     a.o_batch = p->o_batch ? p->o_batch : (size_t)p->nq * a.o_row;
+    /* the tensor-core kernel where its shared memory fits (d <= 304 on Hopper), else the FP32 one */
+    int wt = cb(be)->attn_wt;
+    if (wt && dcu_attention_tc_smem(p->head_dim) <= (size_t)cx(be)->smem_optin)
+        return chk(be, dcu_attention_tc(cx(be), &a, q, k, v, o, wt), "attention");
     return chk(be, dcu_attention(cx(be), &a, q, k, v, o), "attention");
 }
 
@@ -148,6 +162,51 @@ static void cuda_download(da_backend *be, float *host, const float *src, size_t 
     chk(be, dcu_download(cx(be), host, src, n * sizeof(float)), "download");
 }
 
+/* ---- sampling ops (sampling.cu over kernels/cpu/sampling.h) -------------------------------------- */
+static void cuda_lincomb(da_backend *be, float *y, int k, const float *a, const float *const *x, size_t n) {
+    chk(be, dcu_lincomb(cx(be), y, k, a, x, n), "lincomb");
+}
+static void cuda_cfg_combine(da_backend *be, float *y, const float *u, const float *c, const float *img, float g,
+                             float g_img, size_t n) {
+    chk(be, dcu_cfg_combine(cx(be), y, u, c, img, g, g_img, n), "cfg_combine");
+}
+static void cuda_philox_normal(da_backend *be, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n,
+                               float mean, float std) {
+    chk(be, dcu_philox_normal(cx(be), y, seed, stream, first, n, mean, std), "philox_normal");
+}
+
+static void cuda_sampler_step(da_backend *be, const dk_step *st, float *x, const float *m, const float *noise,
+                              float *cur_x0, const float *prev_x0, size_t n) {
+    chk(be, dcu_sampler_step(cx(be), st, x, m, noise, cur_x0, prev_x0, n), "sampler_step");
+}
+
+static void cuda_model_input(da_backend *be, const dk_model_input *p, float *y, const float *x, size_t n) {
+    chk(be, dcu_model_input(cx(be), p, y, x, n), "model_input");
+}
+
+/* ---- graphs (graph.cu): constraints in docs/CUDA.md ------------------------------------------------ */
+static da_status cuda_graph_begin(da_backend *be) {
+    cuda_backend *c = cb(be);
+    if (c->capturing) return da_backend_fail(be, DA_ERR_INVALID_ARG, "cuda graph_begin: already recording");
+    if (chk(be, dcu_graph_begin(c->ctx), "graph_begin")) return be->st;
+    c->capturing = true;
+    return DA_OK;
+}
+static da_status cuda_graph_end(da_backend *be) {
+    cuda_backend *c = cb(be);
+    if (!c->capturing) return da_backend_fail(be, DA_ERR_INVALID_ARG, "cuda graph_end: no graph_begin before it");
+    c->capturing = false;
+    /* always end the capture (the stream is unusable until then), even after a failed op */
+    int rc = dcu_graph_end(c->ctx, &c->graph);
+    if (be->st) return be->st; /* the first error stays the one reported */
+    return chk(be, rc, "graph_end");
+}
+static da_status cuda_graph_replay(da_backend *be) {
+    cuda_backend *c = cb(be);
+    if (c->capturing) return da_backend_fail(be, DA_ERR_INVALID_ARG, "cuda graph_replay: still recording");
+    return chk(be, dcu_graph_replay(c->ctx, c->graph), "graph_replay");
+}
+
 static void *cuda_mem_alloc(da_backend *be, size_t bytes) {
     void *p;
     return dcu_malloc(cx(be), &p, bytes) == 0 ? p : NULL;
@@ -177,6 +236,8 @@ static da_status cuda_adopt(da_backend *be, da_w *w, size_t bytes) {
 static void cuda_destroy(da_backend *be) {
     cuda_backend *c = cb(be);
     if (c->ctx) {
+        if (c->capturing) dcu_graph_end(c->ctx, &c->graph);
+        dcu_graph_free(c->graph);
         dcu_sync(c->ctx);
         for (size_t i = 0; i < c->n_owned; i++) dcu_free(c->ctx, c->owned[i]);
         dcu_free(c->ctx, c->ids);
@@ -216,9 +277,42 @@ static const da_backend_ops cuda_ops = {
     .mem_free = cuda_mem_free,
     .adopt_weight = cuda_adopt,
     .destroy = cuda_destroy,
+    .lincomb = cuda_lincomb,
+    .cfg_combine = cuda_cfg_combine,
+    .philox_normal = cuda_philox_normal,
+    .sampler_step = cuda_sampler_step,
+    .model_input = cuda_model_input,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_replay = cuda_graph_replay,
 };
 
+/* A kernel choice from the environment: index of `val` in `names` (the first is the default when
+ * unset or empty); -1 and an error naming the variable otherwise. */
+static int env_choice(const char *var, const char *const *names, int n, da_error *err) {
+    const char *v = getenv(var);
+    if (!v || !*v) return 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    char list[128] = "";
+    for (int i = 0; i < n; i++) {
+        strncat(list, names[i], sizeof list - strlen(list) - 1);
+        if (i + 1 < n) strncat(list, ", ", sizeof list - strlen(list) - 1);
+    }
+    da_err_set(err, DA_ERR_INVALID_ARG, "%s=%s: unknown kernel choice (one of: %s)", var, v, list);
+    return -1;
+}
+
 da_backend *da_backend_cuda_new(int device, da_error *err) {
+    static const char *const attn_names[] = {"tc", "tc-bf16", "fp32"};
+    static const char *const gemm_names[] = {"lt", "gemmex"};
+    int attn = env_choice("DIFFAUG_CUDA_ATTN", attn_names, 3, err);
+    if (attn < 0) return NULL;
+    int gemm = env_choice("DIFFAUG_CUDA_GEMM", gemm_names, 2, err);
+    if (gemm < 0) return NULL;
+    static const char *const conv_names[] = {"tc", "im2col"};
+    int conv = env_choice("DIFFAUG_CUDA_CONV", conv_names, 2, err);
+    if (conv < 0) return NULL;
     char msg[512] = "";
     dcu_ctx *ctx;
     if (dcu_ctx_create(&ctx, device, msg, sizeof msg) != 0) {
@@ -233,5 +327,8 @@ da_backend *da_backend_cuda_new(int device, da_error *err) {
     }
     c->base.ops = &cuda_ops;
     c->ctx = ctx;
+    c->attn_wt = attn == 0 ? 1 : attn == 1 ? 2 : 0;
+    c->gemm_lt = gemm == 0;
+    c->conv_tc = conv == 0;
     return &c->base;
 }

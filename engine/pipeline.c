@@ -26,6 +26,7 @@
 #include "modelfile.h"
 #include "rng.h"
 #include "sampler.h"
+#include "sampling.h"
 #include "sha256.h"
 #include "tokenizer.h"
 #include "torch_rng.h"
@@ -750,7 +751,8 @@ static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *
         }
         st = da_unet_forward_added(sd->uctx, &us, b.sample, b.tsteps, b.ctx, sd->xl ? &added : NULL, b.out, err);
         if (st) goto done;
-        /* guidance, in torch's evaluation order (float arithmetic like the f32 tensors) */
+        /* guidance, in torch's evaluation order (float arithmetic like the f32 tensors; sampling.h, shared
+         * with the backends' cfg_combine op) */
         for (int k = 0; k < n; k++) {
             const float *ec = b.out + per * b.cond_row[k];
             float *e = b.eps + per * k;
@@ -759,14 +761,11 @@ static da_status generate(da_sd *sd, const da_gen_params *p, const da_gen_item *
             } else if (p->mode == DA_GEN_EDIT) {
                 const float *ei = b.out + per * b.img_row[k], *eu = b.out + per * b.uncond_row[k];
                 const float gt = items[k].guidance, gi = items[k].image_guidance;
-                for (size_t j = 0; j < per; j++) {
-                    float a = eu[j] + gt * (ec[j] - ei[j]);
-                    e[j] = a + gi * (ei[j] - eu[j]);
-                }
+                for (size_t j = 0; j < per; j++) e[j] = dk_cfg_edit_elem(eu[j], ec[j], ei[j], gt, gi);
             } else {
                 const float *eu = b.out + per * b.uncond_row[k];
                 const float gt = items[k].guidance;
-                for (size_t j = 0; j < per; j++) e[j] = eu[j] + gt * (ec[j] - eu[j]);
+                for (size_t j = 0; j < per; j++) e[j] = dk_cfg_elem(eu[j], ec[j], gt);
             }
         }
         const float *nz = NULL;

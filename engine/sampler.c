@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sampling.h"
 #include "util.h"
 
 struct da_sampler {
@@ -95,25 +96,31 @@ void da_sampler_begin(da_sampler *sp, int begin) {
 
 float da_sampler_timestep(const da_schedule *s, int i) { return s->timesteps[i]; }
 
-void da_sampler_model_input(const da_schedule *s, int i, const float *x, float *x_in, size_t n) {
+void da_sampler_model_input_params(const da_schedule *s, int i, dk_model_input *p) {
     float sg = s->sigmas[i];
+    p->mode = 0, p->k = 1.0f;
     switch (s->cfg.kind) {
     case DA_SAMPLER_EULER:
-    case DA_SAMPLER_EULER_A: {
-        float d = sqrtf(sg * sg + 1.0f); /* sample / ((sigma**2 + 1) ** 0.5) */
-        for (size_t j = 0; j < n; j++) x_in[j] = x[j] / d;
+    case DA_SAMPLER_EULER_A:
+        p->mode = 1, p->k = sqrtf(sg * sg + 1.0f); /* sample / ((sigma**2 + 1) ** 0.5) */
         break;
-    }
     case DA_SAMPLER_EDM_EULER: {
         float sd = (float)s->cfg.sigma_data;
-        float c_in = 1.0f / sqrtf(sg * sg + sd * sd);
-        for (size_t j = 0; j < n; j++) x_in[j] = x[j] * c_in;
+        p->mode = 2, p->k = 1.0f / sqrtf(sg * sg + sd * sd);
         break;
     }
-    default:
+    default: break;
+    }
+}
+
+void da_sampler_model_input(const da_schedule *s, int i, const float *x, float *x_in, size_t n) {
+    dk_model_input p;
+    da_sampler_model_input_params(s, i, &p);
+    if (p.mode == 0) {
         if (x_in != x) memcpy(x_in, x, n * sizeof *x);
-        break;
+        return;
     }
+    for (size_t j = 0; j < n; j++) x_in[j] = dk_model_input_elem(&p, x[j]);
 }
 
 bool da_sampler_needs_noise(const da_sampler *sp, int i) {
@@ -125,64 +132,36 @@ bool da_sampler_needs_noise(const da_sampler *sp, int i) {
     }
 }
 
-/* x0 prediction of the Euler family: epsilon x - sigma m; v  m * (-sigma/sqrt(sigma^2+1)) + x/(sigma^2+1). */
-static inline float euler_x0(da_prediction pred, float x, float m, float sigma, float cv, float dv) {
-    return pred == DA_PRED_EPSILON ? x - sigma * m : m * cv + x / dv;
-}
-
-static void step_euler(const da_schedule *s, int i, const float *m, float *x, size_t n) {
+/* ---- the scalars of a step (double where diffusers computes them in float64, then float) and the
+ * per-element update of kernels/cpu/sampling.h, which the device backends run too ------------------ */
+static void params_euler(const da_schedule *s, int i, dk_step *st) {
     float sigma = s->sigmas[i], next = s->sigmas[i + 1];
     float dv = sigma * sigma + 1.0f, cv = -sigma / sqrtf(dv);
-    float dt = next - sigma;
-    da_prediction pred = s->cfg.prediction;
-    for (size_t j = 0; j < n; j++) {
-        float x0 = euler_x0(pred, x[j], m[j], sigma, cv, dv);
-        float d = (x[j] - x0) / sigma;
-        x[j] = x[j] + d * dt;
-    }
+    st->kind = DK_STEP_EULER;
+    st->c[0] = sigma, st->c[1] = cv, st->c[2] = dv, st->c[3] = next - sigma;
 }
 
-static void step_euler_a(const da_schedule *s, int i, const float *m, const float *noise, float *x, size_t n) {
+static void params_euler_a(const da_schedule *s, int i, dk_step *st) {
     float sigma = s->sigmas[i], to = s->sigmas[i + 1];
     float up = sqrtf(to * to * (sigma * sigma - to * to) / (sigma * sigma));
     float down = sqrtf(to * to - up * up);
     float dv = sigma * sigma + 1.0f, cv = -sigma / sqrtf(dv);
-    float dt = down - sigma;
-    da_prediction pred = s->cfg.prediction;
-    for (size_t j = 0; j < n; j++) {
-        float x0 = euler_x0(pred, x[j], m[j], sigma, cv, dv);
-        float d = (x[j] - x0) / sigma;
-        float prev = x[j] + d * dt;
-        x[j] = prev + noise[j] * up;
-    }
+    st->kind = DK_STEP_EULER_A;
+    st->noisy = 1;
+    st->c[0] = sigma, st->c[1] = cv, st->c[2] = dv, st->c[3] = down - sigma, st->c[4] = up;
 }
 
-static void step_ddim(const da_sampler *sp, int i, const float *m, const float *noise, float *x, size_t n) {
+static void params_ddim(const da_sampler *sp, int i, dk_step *st) {
     const da_schedule *s = sp->s;
     float a = (float)s->acp_t[i], ap = (float)s->acp_prev[i];
     float b = 1.0f - a, bp = 1.0f - ap;
-    float sa = sqrtf(a), sb = sqrtf(b), sap = sqrtf(ap);
     float variance = bp / b * (1.0f - a / ap);
     float std = (float)sp->p.eta * sqrtf(variance);
-    float cdir = sqrtf(1.0f - ap - std * std);
-    bool clip = s->cfg.clip_sample;
-    float r = (float)s->cfg.clip_sample_range;
-    bool eps = s->cfg.prediction == DA_PRED_EPSILON;
-    bool noisy = sp->p.eta > 0;
-    for (size_t j = 0; j < n; j++) {
-        float x0, e;
-        if (eps) {
-            x0 = (x[j] - sb * m[j]) / sa;
-            e = m[j];
-        } else {
-            x0 = sa * x[j] - sb * m[j];
-            e = sa * m[j] + sb * x[j];
-        }
-        if (clip) x0 = x0 < -r ? -r : x0 > r ? r : x0;
-        float prev = sap * x0 + cdir * e;
-        if (noisy) prev = prev + std * noise[j];
-        x[j] = prev;
-    }
+    st->kind = DK_STEP_DDIM;
+    st->clip = s->cfg.clip_sample;
+    st->noisy = sp->p.eta > 0;
+    st->c[0] = sqrtf(a), st->c[1] = sqrtf(b), st->c[2] = sqrtf(ap);
+    st->c[3] = sqrtf(1.0f - ap - std * std), st->c[4] = std, st->c[5] = (float)s->cfg.clip_sample_range;
 }
 
 static void dpm_alpha_sigma(double sigma, double *alpha_t, double *sigma_t) {
@@ -190,90 +169,88 @@ static void dpm_alpha_sigma(double sigma, double *alpha_t, double *sigma_t) {
     *sigma_t = sigma * *alpha_t;
 }
 
-static void step_dpm(da_sampler *sp, int i, const float *m, float *x, size_t n) {
+/* DPM++ (dpmsolver++): convert_model_output to x0, then the first- or second-order update */
+static void params_dpm(da_sampler *sp, int i, dk_step *st) {
     const da_schedule *s = sp->s;
     const da_sched_config *c = &s->cfg;
     int N = s->n_steps;
-    /* convert_model_output: the x0 prediction */
     double a_s0, s_s0;
     dpm_alpha_sigma(s->sigmas[i], &a_s0, &s_s0);
-    float fa = (float)a_s0, fs = (float)s_s0;
-    float *x0 = sp->cur_x0;
-    if (c->prediction == DA_PRED_EPSILON)
-        for (size_t j = 0; j < n; j++) x0[j] = (x[j] - fs * m[j]) / fa;
-    else
-        for (size_t j = 0; j < n; j++) x0[j] = fa * x[j] - fs * m[j];
-
+    st->uses_x0 = 1;
+    st->c[0] = (float)a_s0, st->c[1] = (float)s_s0;
     bool lower_final = i == N - 1 && (c->euler_at_final || (c->lower_order_final && N < 15) || c->final_sigma_zero);
     bool first = c->solver_order == 1 || sp->lower_order_nums < 1 || lower_final;
     double next = s->sigmas[i + 1];
     if (next == 0.0) {
         /* sigma_t = 0: alpha_t = 1, lambda_t = +inf, exp(-h) = 0, so x_t = x0 exactly (first order) */
-        memcpy(x, x0, n * sizeof *x);
+        st->kind = DK_STEP_DPM_X0;
     } else {
         double a_t, s_t;
         dpm_alpha_sigma(next, &a_t, &s_t);
         double l_t = log(a_t) - log(s_t), l_s0 = log(a_s0) - log(s_s0);
         double h = l_t - l_s0;
         double em1 = exp(-h) - 1.0;
-        float ca = (float)(s_t / s_s0), cb = (float)(a_t * em1);
+        st->c[2] = (float)(s_t / s_s0), st->c[3] = (float)(a_t * em1);
         if (first) {
-            for (size_t j = 0; j < n; j++) x[j] = ca * x[j] - cb * x0[j];
+            st->kind = DK_STEP_DPM_FIRST;
         } else {
             double a_s1, s_s1;
             dpm_alpha_sigma(s->sigmas[i - 1], &a_s1, &s_s1);
             double l_s1 = log(a_s1) - log(s_s1);
             double r0 = (l_s0 - l_s1) / h;
-            float inv_r0 = (float)(1.0 / r0);
-            float cd1 = c->solver_heun ? (float)(a_t * (em1 / h + 1.0)) : (float)(0.5 * (a_t * em1));
-            const float *m1 = sp->prev_x0;
-            for (size_t j = 0; j < n; j++) {
-                float d1 = inv_r0 * (x0[j] - m1[j]);
-                float v = ca * x[j] - cb * x0[j];
-                x[j] = c->solver_heun ? v + cd1 * d1 : v - cd1 * d1;
-            }
+            st->kind = DK_STEP_DPM_SECOND;
+            st->heun = c->solver_heun;
+            st->c[4] = (float)(1.0 / r0);
+            st->c[5] = c->solver_heun ? (float)(a_t * (em1 / h + 1.0)) : (float)(0.5 * (a_t * em1));
         }
     }
     if (sp->lower_order_nums < c->solver_order) sp->lower_order_nums++;
-    float *t = sp->prev_x0;
-    sp->prev_x0 = sp->cur_x0;
-    sp->cur_x0 = t;
 }
 
-static void step_edm(const da_schedule *s, int i, const float *m, float *x, size_t n) {
+static void params_edm(const da_schedule *s, int i, dk_step *st) {
     double sigma = s->sigmas[i], next = s->sigmas[i + 1], sd = s->cfg.sigma_data;
-    float c_skip = (float)(sd * sd / (sigma * sigma + sd * sd));
     double c_out = sigma * sd / sqrt(sigma * sigma + sd * sd);
     if (s->cfg.prediction == DA_PRED_V) c_out = -c_out;
-    float fco = (float)c_out, fs = (float)sigma, dt = (float)(next - sigma);
-    for (size_t j = 0; j < n; j++) {
-        float x0 = c_skip * x[j] + fco * m[j];
-        float d = (x[j] - x0) / fs;
-        x[j] = x[j] + d * dt;
-    }
+    st->kind = DK_STEP_EDM;
+    st->c[0] = (float)(sd * sd / (sigma * sigma + sd * sd)), st->c[1] = (float)c_out;
+    st->c[2] = (float)sigma, st->c[3] = (float)(next - sigma);
 }
 
-da_status da_sampler_step(da_sampler *sp, int i, const float *model_out, const float *noise, float *x,
-                          da_error *err) {
+da_status da_sampler_step_params(da_sampler *sp, int i, dk_step *st, da_error *err) {
     const da_schedule *s = sp->s;
     if (i < 0 || i >= s->n_steps)
         return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: step %d outside [0, %d)", i, s->n_steps);
     if (i != sp->next_step)
         return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: step %d taken out of order (expected %d)", i,
                           sp->next_step);
-    if (da_sampler_needs_noise(sp, i) && !noise)
-        return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: step %d of %s needs noise", i,
-                          da_sampler_kind_name(s->cfg.kind));
-    size_t n = sp->n;
+    memset(st, 0, sizeof *st);
+    st->eps = s->cfg.prediction == DA_PRED_EPSILON;
     switch (s->cfg.kind) {
-    case DA_SAMPLER_DDIM: step_ddim(sp, i, model_out, noise, x, n); break;
-    case DA_SAMPLER_EULER: step_euler(s, i, model_out, x, n); break;
-    case DA_SAMPLER_EULER_A: step_euler_a(s, i, model_out, noise, x, n); break;
-    case DA_SAMPLER_DPMPP_2M: step_dpm(sp, i, model_out, x, n); break;
-    case DA_SAMPLER_EDM_EULER: step_edm(s, i, model_out, x, n); break;
+    case DA_SAMPLER_DDIM: params_ddim(sp, i, st); break;
+    case DA_SAMPLER_EULER: params_euler(s, i, st); break;
+    case DA_SAMPLER_EULER_A: params_euler_a(s, i, st); break;
+    case DA_SAMPLER_DPMPP_2M: params_dpm(sp, i, st); break;
+    case DA_SAMPLER_EDM_EULER: params_edm(s, i, st); break;
     default: return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: bad kind %d", (int)s->cfg.kind);
     }
     sp->next_step = i + 1;
+    return DA_OK;
+}
+
+da_status da_sampler_step(da_sampler *sp, int i, const float *model_out, const float *noise, float *x,
+                          da_error *err) {
+    if (i >= 0 && i < sp->s->n_steps && i == sp->next_step && da_sampler_needs_noise(sp, i) && !noise)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "sampler: step %d of %s needs noise", i,
+                          da_sampler_kind_name(sp->s->cfg.kind));
+    dk_step st;
+    da_status rc = da_sampler_step_params(sp, i, &st, err);
+    if (rc != DA_OK) return rc;
+    for (size_t j = 0; j < sp->n; j++) dk_step_elem(&st, x, model_out, noise, sp->cur_x0, sp->prev_x0, j);
+    if (st.uses_x0) {
+        float *t = sp->prev_x0;
+        sp->prev_x0 = sp->cur_x0;
+        sp->cur_x0 = t;
+    }
     return DA_OK;
 }
 

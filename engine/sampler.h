@@ -59,6 +59,9 @@ void da_sampler_begin(da_sampler *sp, int begin);
 float da_sampler_timestep(const da_schedule *s, int i);
 /* scale_model_input: x_in = x / sqrt(sigma^2+1) (Euler family), x * c_in (EDM), x (DDIM, DPM++). */
 void da_sampler_model_input(const da_schedule *s, int i, const float *x, float *x_in, size_t n);
+/* The same as a (mode, k) pair for a backend's model_input op (dk_model_input of sampling.h). */
+struct dk_model_input;
+void da_sampler_model_input_params(const da_schedule *s, int i, struct dk_model_input *p);
 /* Whether step i of this sampler draws noise (Euler a: every step, the last too, as diffusers
  * draws it; DDIM: when eta > 0). */
 bool da_sampler_needs_noise(const da_sampler *sp, int i);
@@ -66,6 +69,14 @@ bool da_sampler_needs_noise(const da_sampler *sp, int i);
  * when da_sampler_needs_noise, else ignored (may be NULL). Steps must be taken in order. */
 da_status da_sampler_step(da_sampler *sp, int i, const float *model_out, const float *noise, float *x,
                           da_error *err);
+
+/* The same step for a caller that applies it elsewhere (a backend's sampler_step op, e.g. on the
+ * GPU): checks i like da_sampler_step, fills *st with the step's scalars (the per-element update is
+ * dk_step_elem of kernels/cpu/sampling.h) and advances the sampler exactly as da_sampler_step does.
+ * When st->noisy the step needs N(0,1) noise; when st->uses_x0 (DPM++) the caller keeps two x0
+ * buffers, passes (cur, prev) and swaps them after the step. */
+struct dk_step;
+da_status da_sampler_step_params(da_sampler *sp, int i, struct dk_step *st, da_error *err);
 
 /* ---- the whole loop ----------------------------------------------------------------------- */
 /* Run steps [begin, n_steps) on x in place: per step scale input, one denoise call, noise if needed,

@@ -39,6 +39,8 @@
 #include "gemm.h"
 #include "norm.h"
 #include "ops.h"
+#include "sampler.h"
+#include "schedule.h"
 #include "testutil.h"
 #include "util.h"
 #ifdef DIFFAUG_HAVE_CUDA
@@ -487,6 +489,7 @@ static void gemm_tol(dk_wtype t, double ref_max, double *min_cos, double *max_ab
 
 START_TEST(test_gpu_linear) {
     GPU_OR_SKIP();
+    setenv("DIFFAUG_CUDA_GEMM", "gemmex", 1); /* this test is the v1 path's; cuBLASLt: test_gpu_linear_lt */
     /* M, N, K: attention projections, the GEGLU / MLP widths, time embedding, degenerate sizes */
     const int shapes[][3] = {{37, 19, 53}, {1024, 320, 320}, {77, 3072, 768}, {154, 320, 768}, {2, 1280, 320},
                              {1, 1, 1}, {33, 5, 1}};
@@ -534,6 +537,7 @@ static dk_conv2d conv_shape(int N, int C, int H, int W, int OC, int KH, int KW, 
 
 START_TEST(test_gpu_conv2d) {
     GPU_OR_SKIP();
+    setenv("DIFFAUG_CUDA_CONV", "im2col", 1); /* this test is the v1 path's; tensor cores: test_gpu_conv2d_tc */
     const dk_conv2d cs[] = {
         conv_shape(2, 4, 64, 64, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   /* UNet conv_in (OC cut from 320) */
         conv_shape(1, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),  /* resnet 3x3 */
@@ -587,6 +591,7 @@ END_TEST
 /* ---- attention ---------------------------------------------------------------------------------- */
 START_TEST(test_gpu_attention) {
     GPU_OR_SKIP();
+    setenv("DIFFAUG_CUDA_ATTN", "fp32", 1); /* this test is the v1 kernel's (tolerance 2e-5) */
     /* B, H, Nq, Nk, d, causal, fused (Q, K, V interleaved in one [B, N, 3*H*d] buffer) */
     const int cs[][7] = {
         {1, 2, 1024, 1024, 40, 0, 0}, /* SD 1.5 self-attention at 32x32 (heads cut from 8) */
@@ -708,6 +713,490 @@ START_TEST(test_cuda_request_without_gpu_is_error) {
 }
 END_TEST
 
+/* ==== v2: tensor-core attention, cuBLASLt linear, sampling ops, graphs (branch cuda-tc) ============
+ * Tolerances of this section (max abs error; the reference is kernels/cpu in double or the CPU op):
+ *   | kernel                         | tolerance            | why                                       |
+ *   | attention tc f16, |q|,|k| <= 1 | 2e-3, cos 0.99999    | Q, K, V, P rounded to f16 (u = 2^-11):    |
+ *   |                                |                      | a row dominated by one key gives u max|v| |
+ *   |                                |                      | = 4.9e-4 alone; P's rounding adds <= u;   |
+ *   |                                |                      | the score error 2u scale sum|q k| moves   |
+ *   |                                |                      | the weights. numpy emulation of exactly   |
+ *   |                                |                      | these roundings on these shapes: <= 2.8e-4|
+ *   | attention tc f16, |q|,|k| <= 3 | 8e-3, cos 0.99999    | sharper softmax, score error x9: emulated |
+ *   |                                |                      | <= 1.5e-3                                 |
+ *   | attention tc bf16              | 1.6e-2 / 5e-2,       | u = 2^-8 (8x f16): emulated <= 2.4e-3 /   |
+ *   |                                | cos 0.9995           | 8e-3                                      |
+ *   | linear through cuBLASLt        | as linear (gemm_tol) | same inputs and precision; bias in the    |
+ *   |                                |                      | epilogue is one f32 add either way        |
+ *   | conv implicit GEMM (tc)        | as conv (gemm_tol)   | the same x rounding as im2col, f32 sums   |
+ *   | lincomb, cfg_combine,          | bit-exact vs the CPU | the same sampling.h code, _rn intrinsics  |
+ *   | sampler_step                   |                      | (IEEE division, no fused multiply-add)    |
+ *   | philox_normal                  | <= 1 float ulp, at   | Philox words identical; double log/sin/cos|
+ *   |                                | most 1 in 10^5 differ| of libdevice vs glibc may differ in the   |
+ *   |                                |                      | last double bit (sampling.h)              |
+ *   | graph replay                   | bit-exact vs direct  | the same kernels on the same inputs       |
+ */
+#ifdef DIFFAUG_HAVE_CUDA
+static dcu_ctx *tc_ctx(void) {
+    dcu_ctx *c;
+    char msg[512];
+    ck_assert_msg(dcu_ctx_create(&c, 0, msg, sizeof msg) == 0, "%s", msg);
+    return c;
+}
+static void *tc_dev(dcu_ctx *c, const void *host, size_t bytes) {
+    void *d;
+    ck_assert_msg(dcu_malloc(c, &d, bytes ? bytes : 4) == 0, "%s", c->msg);
+    if (host) ck_assert_msg(dcu_upload(c, d, host, bytes) == 0, "%s", c->msg);
+    return d;
+}
+
+START_TEST(test_gpu_attention_tc) {
+    GPU_OR_SKIP();
+    dcu_ctx *c = tc_ctx();
+    /* B, H, Nq, Nk, d, causal, fused QKV strides, amplitude of q and k */
+    const int cs[][8] = {
+        {1, 1, 4096, 4096, 40, 0, 0, 1}, /* SD 1.5 64x64 self-attention, one head */
+        {2, 8, 4096, 77, 40, 0, 0, 1},   /* cross-attention to the 77 text tokens, CFG batch 2 */
+        {1, 2, 1024, 1024, 80, 0, 0, 1}, /* 32x32 level */
+        {1, 2, 1024, 77, 80, 0, 0, 1},
+        {1, 2, 256, 256, 160, 0, 1, 1},  /* 16x16 level, fused QKV */
+        {2, 2, 256, 77, 160, 0, 0, 1},
+        {1, 4, 512, 512, 64, 0, 0, 3},   /* d 64, sharp softmax */
+        {2, 12, 77, 77, 64, 1, 0, 1},    /* CLIP text, causal */
+        {1, 3, 70, 70, 33, 1, 1, 1},     /* odd d (padded to 48), causal, fused */
+        {3, 1, 5, 129, 64, 0, 0, 1},     /* Nq below a tile, Nk not a tile multiple */
+        {1, 1, 1, 1, 1, 0, 0, 1},
+        {1, 1, 300, 300, 304, 0, 0, 1},  /* the largest d whose shared memory fits Hopper */
+    };
+    for (size_t s = 0; s < sizeof cs / sizeof cs[0]; s++) {
+        int B = cs[s][0], H = cs[s][1], Nq = cs[s][2], Nk = cs[s][3], d = cs[s][4], causal = cs[s][5];
+        int fused = cs[s][6];
+        float amp = (float)cs[s][7];
+        if (dcu_attention_tc_smem(d) > (size_t)c->smem_optin) {
+            printf("# skip attention tc d=%d: %zu bytes of shared memory > this device's %d\n", d,
+                   dcu_attention_tc_smem(d), c->smem_optin);
+            continue;
+        }
+        dk_attn_params p = dk_attn_params_packed(B, H, Nq, Nk, d, causal);
+        size_t row = (size_t)H * d, nq = (size_t)B * Nq * row, nk = (size_t)B * Nk * row;
+        float *q, *k, *v, *buf = NULL;
+        if (fused) {
+            buf = rand_buf(3 * nq, -1, 1);
+            for (size_t i = 0; i < 3 * nq; i++)
+                if (i % (3 * row) < 2 * row) buf[i] *= amp;
+            q = buf, k = buf + row, v = buf + 2 * row;
+            p.q_row = p.k_row = p.v_row = 3 * row;
+        } else {
+            q = rand_buf(nq, -amp, amp), k = rand_buf(nk, -amp, amp), v = rand_buf(nk, -1, 1);
+        }
+        float *r = malloc(nq * 4), *o = malloc(nq * 4);
+        dk_attention_ref(&p, q, k, v, r);
+        /* the launcher's resolved strides, as backend_cuda.c resolves them */
+        dcu_attn a = {B, H, Nq, Nk, d, causal, p.scale, fused ? 3 * row : row, fused ? 3 * row : row,
+                      fused ? 3 * row : row, row, 0, 0, 0, 0};
+        a.q_batch = (size_t)Nq * a.q_row, a.k_batch = (size_t)Nk * a.k_row, a.v_batch = (size_t)Nk * a.v_row;
+        a.o_batch = (size_t)Nq * row;
+        float *dq, *dk, *dv, *dbuf = NULL;
+        if (fused) {
+            dbuf = tc_dev(c, buf, 3 * nq * 4);
+            dq = dbuf, dk = dbuf + row, dv = dbuf + 2 * row;
+        } else {
+            dq = tc_dev(c, q, nq * 4), dk = tc_dev(c, k, nk * 4), dv = tc_dev(c, v, nk * 4);
+        }
+        float *dout = tc_dev(c, NULL, nq * 4);
+        for (int wt = 1; wt <= 2; wt++) {
+            for (size_t i = 0; i < nq; i++) o[i] = NAN;
+            ck_assert_msg(dcu_attention_tc(c, &a, dq, dk, dv, dout, wt) == 0, "%s", c->msg);
+            ck_assert_msg(dcu_download(c, o, dout, nq * 4) == 0, "%s", c->msg);
+            double tol = wt == 1 ? (amp > 1 ? 8e-3 : 2e-3) : (amp > 1 ? 5e-2 : 1.6e-2);
+            char lab[160];
+            snprintf(lab, sizeof lab, "attention tc %s B%d H%d Nq%d Nk%d d%d%s%s amp %g", wt == 1 ? "f16" : "bf16", B, H,
+                     Nq, Nk, d, causal ? " causal" : "", fused ? " fused" : "", (double)amp);
+            DA_ASSERT_CLOSE(lab, o, r, nq, wt == 1 ? 0.99999 : 0.9995, tol);
+        }
+        if (fused) dcu_free(c, dbuf), free(buf);
+        else dcu_free(c, dq), dcu_free(c, dk), dcu_free(c, dv), free(q), free(k), free(v);
+        dcu_free(c, dout);
+        free(r), free(o);
+    }
+    dcu_ctx_destroy(c);
+}
+END_TEST
+
+/* The backend's choice: tc by default where it fits, the FP32 kernel beyond (d 512) and on request. */
+START_TEST(test_gpu_attention_dispatch) {
+    GPU_OR_SKIP();
+    const int cs[][3] = {{40, 2048, 1}, {512, 300, 0}}; /* d, N, expect tc */
+    for (int choice = 0; choice < 2; choice++) {
+        if (choice) setenv("DIFFAUG_CUDA_ATTN", "fp32", 1);
+        else unsetenv("DIFFAUG_CUDA_ATTN");
+        da_backend *be = gpu_backend(0);
+        for (int s = 0; s < 2; s++) {
+            int d = cs[s][0], N = cs[s][1];
+            dk_attn_params p = dk_attn_params_packed(1, 1, N, N, d, 0);
+            size_t n = (size_t)N * d;
+            float *q = rand_buf(n, -1, 1), *k = rand_buf(n, -1, 1), *v = rand_buf(n, -1, 1), *r = malloc(n * 4);
+            float *dq = dev_from(be, q, n), *dk = dev_from(be, k, n), *dv = dev_from(be, v, n), *dout = dev_alloc(be, n * 4);
+            da_op_attention(be, &p, dq, dk, dv, dout);
+            float *o = host_from(be, dout, n);
+            assert_ok(be);
+            dk_attention_ref(&p, q, k, v, r);
+            bool tc = cs[s][2] && !choice;
+            char lab[96];
+            snprintf(lab, sizeof lab, "backend attention d%d (%s)", d, tc ? "tc f16" : "fp32");
+            DA_ASSERT_CLOSE(lab, o, r, n, tc ? 0.99999 : 0.9999999, tc ? 2e-3 : 2e-5);
+            be->ops->mem_free(be, dq), be->ops->mem_free(be, dk), be->ops->mem_free(be, dv);
+            be->ops->mem_free(be, dout);
+            free(q), free(k), free(v), free(r), free(o);
+        }
+        da_backend_free(be);
+    }
+    unsetenv("DIFFAUG_CUDA_ATTN");
+}
+END_TEST
+
+START_TEST(test_gpu_linear_lt) {
+    GPU_OR_SKIP();
+    dcu_ctx *c = tc_ctx();
+    const int shapes[][3] = {{37, 19, 53}, {1024, 320, 320}, {77, 3072, 768}, {154, 320, 768}, {2, 1280, 320},
+                             {1, 1, 1}, {33, 5, 1}, {8192, 640, 320}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 3; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            float *x = rand_buf((size_t)M * K, -2, 2), *wv = rand_buf((size_t)N * K, -0.1f, 0.1f);
+            float *bias = rand_buf(N, -1, 1), *r = malloc((size_t)M * N * 4), *y = malloc((size_t)M * N * 4);
+            void *hw = malloc((size_t)N * K * dk_wtype_size((dk_wtype)t));
+            if (t == 0) memcpy(hw, wv, (size_t)N * K * 4);
+            else if (t == 1) dk_f32_to_f16_n_ref(hw, wv, (size_t)N * K);
+            else dk_f32_to_bf16_n_ref(hw, wv, (size_t)N * K);
+            size_t wsb = dcu_linear_ws(M, K);
+            void *dx = tc_dev(c, x, (size_t)M * K * 4), *dw = tc_dev(c, hw, (size_t)N * K * dk_wtype_size((dk_wtype)t));
+            void *db = tc_dev(c, bias, (size_t)N * 4), *dy = tc_dev(c, NULL, (size_t)M * N * 4), *ws = tc_dev(c, NULL, wsb);
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                ck_assert_msg(dcu_linear_lt(c, M, N, K, dx, dw, t, with_bias ? db : NULL, dy, ws, wsb) == 0, "%s", c->msg);
+                ck_assert_msg(dcu_download(c, y, dy, (size_t)M * N * 4) == 0, "%s", c->msg);
+                linear_ref(M, N, K, x, hw, (dk_wtype)t, with_bias ? bias : NULL, r);
+                double mc, ma;
+                gemm_tol((dk_wtype)t, max_abs_of(r, (size_t)M * N), &mc, &ma);
+                char lab[96];
+                snprintf(lab, sizeof lab, "linear lt %dx%dx%d %s%s", M, N, K, tname((dk_wtype)t), with_bias ? " +bias" : "");
+                DA_ASSERT_CLOSE(lab, y, r, (size_t)M * N, mc, ma);
+            }
+            dcu_free(c, dx), dcu_free(c, dw), dcu_free(c, db), dcu_free(c, dy), dcu_free(c, ws);
+            free(x), free(wv), free(bias), free(r), free(y), free(hw);
+        }
+    dcu_ctx_destroy(c);
+}
+END_TEST
+
+/* GPU sampling ops against the CPU backend's (the same sampling.h code) */
+START_TEST(test_gpu_sampling_ops) {
+    GPU_OR_SKIP();
+    da_backend *be = gpu_backend(0), *cpu = da_backend_cpu_new();
+    const size_t sizes[] = {1, 3, 2 * 4 * 64 * 64, 1000003};
+    for (int si = 0; si < 4; si++) {
+        size_t n = sizes[si];
+        float *x[4], *dx[4], *ref = malloc(n * 4);
+        for (int i = 0; i < 4; i++) x[i] = rand_buf(n, -5, 5), dx[i] = dev_from(be, x[i], n);
+        float *dy = dev_alloc(be, n * 4);
+        const float a[4] = {0.18215f, -1.3f, 7.5f, 1e-3f};
+        for (int k = 1; k <= 4; k++) {
+            da_op_lincomb(be, dy, k, a, (const float *const *)dx, n);
+            da_op_lincomb(cpu, ref, k, a, (const float *const *)x, n);
+            float *y = host_from(be, dy, n);
+            assert_ok(be);
+            for (size_t j = 0; j < n; j++)
+                ck_assert_msg(dk_f32_bits(y[j]) == dk_f32_bits(ref[j]), "lincomb k=%d n=%zu [%zu]: %a vs %a", k, n, j,
+                              (double)y[j], (double)ref[j]);
+            free(y);
+        }
+        for (int edit = 0; edit < 2; edit++) {
+            da_op_cfg_combine(be, dy, dx[0], dx[1], edit ? dx[2] : NULL, 7.5f, 1.5f, n);
+            da_op_cfg_combine(cpu, ref, x[0], x[1], edit ? x[2] : NULL, 7.5f, 1.5f, n);
+            float *y = host_from(be, dy, n);
+            assert_ok(be);
+            for (size_t j = 0; j < n; j++)
+                ck_assert_msg(dk_f32_bits(y[j]) == dk_f32_bits(ref[j]), "cfg%s n=%zu [%zu]: %a vs %a",
+                              edit ? " edit" : "", n, j, (double)y[j], (double)ref[j]);
+            free(y);
+        }
+        const uint64_t firsts[] = {0, 1, 77777};
+        for (int f = 0; f < 3; f++) {
+            da_op_philox_normal(be, dy, 42, 7, firsts[f], n, 0.0f, 1.0f);
+            da_op_philox_normal(cpu, ref, 42, 7, firsts[f], n, 0.0f, 1.0f);
+            float *y = host_from(be, dy, n);
+            assert_ok(be);
+            size_t differ = 0;
+            for (size_t j = 0; j < n; j++) {
+                uint32_t ga = dk_f32_bits(y[j]), ra = dk_f32_bits(ref[j]);
+                if (ga == ra) continue;
+                differ++;
+                int64_t ulp = (int64_t)ga - (int64_t)ra;
+                ck_assert_msg((ga >> 31) == (ra >> 31) && (ulp == 1 || ulp == -1),
+                              "philox_normal first=%llu [%zu]: gpu %a cpu %a (more than 1 ulp)",
+                              (unsigned long long)firsts[f], j, (double)y[j], (double)ref[j]);
+            }
+            if (differ) printf("# philox_normal n=%zu first=%llu: %zu values differ by 1 ulp\n", n,
+                               (unsigned long long)firsts[f], differ);
+            ck_assert_msg(differ <= n / 100000, "philox_normal: %zu of %zu values differ", differ, n);
+            free(y);
+        }
+        for (int i = 0; i < 4; i++) be->ops->mem_free(be, dx[i]), free(x[i]);
+        be->ops->mem_free(be, dy);
+        free(ref);
+    }
+    da_backend_free(cpu);
+    da_backend_free(be);
+}
+END_TEST
+
+/* The sampler update on the GPU against the CPU op, step by step, for every sampler and both
+ * predictions: the same dk_step_elem code with IEEE division and no fused multiply-add, so bit-exact. */
+START_TEST(test_gpu_sampler_step) {
+    GPU_OR_SKIP();
+    da_backend *be = gpu_backend(0), *cpu = da_backend_cpu_new();
+    const size_t n = 2 * 4 * 64 * 64;
+    const da_sampler_kind kinds[] = {DA_SAMPLER_DDIM, DA_SAMPLER_EULER, DA_SAMPLER_EULER_A, DA_SAMPLER_DPMPP_2M,
+                                     DA_SAMPLER_EDM_EULER};
+    for (int k = 0; k < 5; k++)
+        for (int pv = 0; pv < 2; pv++) {
+            da_sched_config c;
+            da_sched_config_sd1x(&c, kinds[k]);
+            c.prediction = pv ? DA_PRED_V : DA_PRED_EPSILON;
+            if (pv) c.clip_sample = true, c.solver_heun = true;
+            da_schedule *s;
+            da_error e;
+            ck_assert_msg(da_schedule_create(&c, 6, &s, &e) == DA_OK, "%s", e.msg);
+            da_sampler_params spp;
+            da_sampler_params_init(&spp);
+            spp.eta = pv ? 0.5 : 0.0;
+            da_sampler *sp;
+            ck_assert(da_sampler_create(s, n, &spp, &sp, &e) == DA_OK);
+            da_sampler_begin(sp, 0);
+            float *x = rand_buf(n, -3, 3), *m = malloc(n * 4), *nz = malloc(n * 4);
+            float *hx0[2] = {calloc(n, 4), calloc(n, 4)};
+            float *dx = dev_from(be, x, n), *dm = dev_alloc(be, n * 4), *dn = dev_alloc(be, n * 4);
+            float *dx0[2] = {dev_from(be, hx0[0], n), dev_from(be, hx0[1], n)};
+            for (int i = 0; i < s->n_steps; i++) {
+                for (size_t j = 0; j < n; j++) m[j] = frand(-2, 2), nz[j] = frand(-3, 3);
+                da_op_upload(be, dm, m, n), da_op_upload(be, dn, nz, n);
+                dk_model_input mp;
+                da_sampler_model_input_params(s, i, &mp);
+                da_op_model_input(be, &mp, dm, dx, n); /* into dm, checked, then overwritten */
+                float *gmi = host_from(be, dm, n), *cmi = malloc(n * 4);
+                da_op_model_input(cpu, &mp, cmi, x, n);
+                for (size_t j = 0; j < n; j++)
+                    ck_assert_msg(dk_f32_bits(gmi[j]) == dk_f32_bits(cmi[j]), "model_input %s step %d [%zu]",
+                                  da_sampler_kind_name(kinds[k]), i, j);
+                free(gmi), free(cmi);
+                da_op_upload(be, dm, m, n);
+                dk_step st;
+                ck_assert_msg(da_sampler_step_params(sp, i, &st, &e) == DA_OK, "%s", e.msg);
+                da_op_sampler_step(be, &st, dx, dm, dn, dx0[0], dx0[1], n);
+                da_op_sampler_step(cpu, &st, x, m, nz, hx0[0], hx0[1], n);
+                if (st.uses_x0) {
+                    float *t = dx0[0], *th = hx0[0];
+                    dx0[0] = dx0[1], dx0[1] = t, hx0[0] = hx0[1], hx0[1] = th;
+                }
+                float *y = host_from(be, dx, n);
+                assert_ok(be);
+                for (size_t j = 0; j < n; j++)
+                    ck_assert_msg(dk_f32_bits(y[j]) == dk_f32_bits(x[j]), "%s %s step %d [%zu]: gpu %a cpu %a",
+                                  da_sampler_kind_name(kinds[k]), pv ? "v" : "eps", i, j, (double)y[j], (double)x[j]);
+                free(y);
+            }
+            be->ops->mem_free(be, dx), be->ops->mem_free(be, dm), be->ops->mem_free(be, dn);
+            be->ops->mem_free(be, dx0[0]), be->ops->mem_free(be, dx0[1]);
+            free(x), free(m), free(nz), free(hx0[0]), free(hx0[1]);
+            da_sampler_free(sp);
+            da_schedule_free(s);
+        }
+    da_backend_free(cpu);
+    da_backend_free(be);
+}
+END_TEST
+
+/* A small "step" (linear f16 -> SiLU -> tc attention -> lincomb with the input) recorded once and
+ * replayed on new input data: the replay equals a direct run bit for bit; misuse is reported. */
+static void graph_step(da_backend *be, int M, int K, const float *x, const da_w *w, const float *b, float *h,
+                       float *o, float *y) {
+    da_op_linear(be, M, K, K, x, w, b, h);
+    da_op_act(be, DA_ACT_SILU, h, h, (size_t)M * K);
+    dk_attn_params p = dk_attn_params_packed(1, 1, M, M, K, 0);
+    da_op_attention(be, &p, h, h, h, o);
+    const float a[2] = {1.0f, 0.5f};
+    const float *xs[2] = {o, x};
+    da_op_lincomb(be, y, 2, a, xs, (size_t)M * K);
+}
+
+START_TEST(test_gpu_graph) {
+    GPU_OR_SKIP();
+    enum { M = 192, K = 40 };
+    da_error err;
+    da_backend *be = da_backend_new("cuda", &err);
+    ck_assert_msg(be != NULL, "%s", err.msg);
+    ck_assert(da_backend_has_graphs(be));
+    /* replay before recording: an error, not a crash */
+    ck_assert_int_eq(da_op_graph_replay(be), DA_ERR_CUDA);
+    ck_assert_int_eq(da_backend_take_error(be, &err), DA_ERR_CUDA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "graph"));
+
+    float *wv = rand_buf(K * K, -0.2f, 0.2f), *bias = rand_buf(K, -0.5f, 0.5f);
+    void *hw;
+    da_w w = dev_weight(be, wv, K * K, DK_F16, &hw);
+    w.rank = 2, w.shape[0] = K, w.shape[1] = K;
+    da_backend_plan(be);
+    da_op_need(be, be->ops->linear_ws(M, K, K));
+    ck_assert_int_eq(da_backend_commit(be, &err), DA_OK);
+    float *x1 = rand_buf(M * K, -1, 1), *x2 = rand_buf(M * K, -1, 1);
+    float *dx = dev_alloc(be, M * K * 4), *db = dev_from(be, bias, K), *dh = dev_alloc(be, M * K * 4);
+    float *dout = dev_alloc(be, M * K * 4), *dy = dev_alloc(be, M * K * 4);
+    /* direct runs (the first also creates cuBLASLt's handle, outside any capture) */
+    float *direct[2];
+    for (int i = 0; i < 2; i++) {
+        da_op_upload(be, dx, i ? x2 : x1, M * K);
+        graph_step(be, M, K, dx, &w, db, dh, dout, dy);
+        direct[i] = host_from(be, dy, M * K);
+    }
+    assert_ok(be);
+    /* record with x1 in place; nothing runs while recording, so y keeps x2's result */
+    da_op_upload(be, dx, x1, M * K);
+    float *before = host_from(be, dy, M * K);
+    ck_assert_int_eq(da_op_graph_begin(be), DA_OK);
+    graph_step(be, M, K, dx, &w, db, dh, dout, dy);
+    ck_assert_int_eq(da_op_graph_end(be), DA_OK);
+    float *after = host_from(be, dy, M * K);
+    DA_ASSERT_CLOSE("nothing ran while recording", after, before, M * K, 1.0 - 1e-12, 0.0);
+    DA_ASSERT_CLOSE("direct run x2", before, direct[1], M * K, 1.0 - 1e-12, 0.0);
+    for (int rep = 0; rep < 3; rep++) {
+        int i = rep & 1;
+        da_op_upload(be, dx, i ? x2 : x1, M * K); /* new data, same pointer */
+        ck_assert_int_eq(da_op_graph_replay(be), DA_OK);
+        float *y = host_from(be, dy, M * K);
+        assert_ok(be);
+        DA_ASSERT_CLOSE(i ? "replay x2" : "replay x1", y, direct[i], M * K, 1.0 - 1e-12, 0.0);
+        free(y);
+    }
+    /* a synchronising op while recording fails the recording, and the backend says so */
+    ck_assert_int_eq(da_op_graph_begin(be), DA_OK);
+    float tmp[4];
+    da_op_download(be, tmp, dy, 4);
+    ck_assert_int_ne(da_op_graph_end(be), DA_OK);
+    ck_assert_int_eq(da_backend_take_error(be, &err), DA_ERR_CUDA);
+    /* and the backend works afterwards */
+    da_op_upload(be, dx, x1, M * K);
+    graph_step(be, M, K, dx, &w, db, dh, dout, dy);
+    float *y = host_from(be, dy, M * K);
+    assert_ok(be);
+    DA_ASSERT_CLOSE("direct run after a failed recording", y, direct[0], M * K, 1.0 - 1e-12, 0.0);
+    free(y), free(before), free(after), free(direct[0]), free(direct[1]);
+    be->ops->mem_free(be, dx), be->ops->mem_free(be, db), be->ops->mem_free(be, dh);
+    be->ops->mem_free(be, dout), be->ops->mem_free(be, dy);
+    free(wv), free(bias), free(hw), free(x1), free(x2);
+    da_backend_free(be);
+}
+END_TEST
+
+/* Implicit-GEMM conv on tensor cores against conv2d_ref at SD 1.5 channel counts and odd sizes; then
+ * the backend's default (tc for 16-bit weights, im2col + FP32 for f32) on one shape. */
+START_TEST(test_gpu_conv2d_tc) {
+    GPU_OR_SKIP();
+    dcu_ctx *c = tc_ctx();
+    const dk_conv2d cs[] = {
+        /* SD's input channels and sizes; OC cut (the CPU reference is a plain double loop) */
+        conv_shape(1, 320, 64, 64, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),    /* UNet level 1 resnet */
+        conv_shape(1, 640, 32, 32, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),    /* level 2 */
+        conv_shape(1, 1280, 16, 16, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),  /* level 3 (K = 11520) */
+        conv_shape(1, 320, 64, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),    /* downsample, stride 2 */
+        conv_shape(2, 960, 32, 32, 160, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),   /* 1x1 skip shortcut */
+        conv_shape(2, 4, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     /* conv_in: K = 36, one partial K step */
+        conv_shape(1, 128, 65, 63, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     /* VAE conv_out-like: OC 3, odd sizes */
+        conv_shape(1, 32, 17, 17, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),     /* stride 2, odd size */
+        conv_shape(1, 16, 20, 20, 16, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1),     /* VAE encoder downsample padding */
+        conv_shape(2, 96, 13, 11, 40, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),     /* 1x1, odd */
+        conv_shape(1, 8, 15, 15, 8, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),       /* dilation 2 */
+        conv_shape(1, 5, 9, 7, 3, 3, 1, 1, 2, 1, 1, 0, 0, 1, 1),         /* non-square kernel and stride */
+        conv_shape(1, 3, 1, 1, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),         /* 1x1 image */
+    };
+    for (size_t si = 0; si < sizeof cs / sizeof cs[0]; si++)
+        for (int t = 1; t <= 2; t++) {
+            const dk_conv2d *s = &cs[si];
+            int OH = dk_conv2d_oh(s), OW = dk_conv2d_ow(s);
+            size_t nx = (size_t)s->N * s->C * s->H * s->W, nw = (size_t)s->OC * s->C * s->KH * s->KW;
+            size_t ny = (size_t)s->N * s->OC * OH * OW;
+            float *x = rand_buf(nx, -2, 2), *wv = rand_buf(nw, -0.2f, 0.2f), *bias = rand_buf(s->OC, -1, 1);
+            float *r = malloc(ny * 4), *y = malloc(ny * 4);
+            uint16_t *hw = malloc(nw * 2);
+            if (t == 1) dk_f32_to_f16_n_ref(hw, wv, nw);
+            else dk_f32_to_bf16_n_ref(hw, wv, nw);
+            void *dx = tc_dev(c, x, nx * 4), *dw = tc_dev(c, hw, nw * 2), *db = tc_dev(c, bias, (size_t)s->OC * 4);
+            void *dy = tc_dev(c, NULL, ny * 4);
+            dcu_conv dc = {s->N, s->C, s->H, s->W, s->OC, s->KH, s->KW, s->stride_h, s->stride_w,
+                           s->pad_t, s->pad_b, s->pad_l, s->pad_r, s->dil_h, s->dil_w};
+            conv2d_ref(s, x, hw, (dk_wtype)t, NULL, r);
+            size_t P = (size_t)OH * OW;
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                if (with_bias) /* the same f32 add the kernel's epilogue does */
+                    for (size_t i = 0; i < ny; i++) r[i] += bias[(i / P) % s->OC];
+                for (size_t i = 0; i < ny; i++) y[i] = NAN;
+                ck_assert_int_eq(dcu_upload(c, dy, y, ny * 4), 0); /* NaN: every output must be written */
+                ck_assert_msg(dcu_conv2d_tc(c, &dc, dx, dw, t, with_bias ? db : NULL, dy) == 0, "%s", c->msg);
+                ck_assert_msg(dcu_download(c, y, dy, ny * 4) == 0, "%s", c->msg);
+                double mc, ma;
+                gemm_tol((dk_wtype)t, max_abs_of(r, ny), &mc, &ma);
+                char lab[128];
+                snprintf(lab, sizeof lab, "conv tc case %zu [%d,%d,%d,%d]->%d k%dx%d s%d %s%s", si, s->N, s->C, s->H,
+                         s->W, s->OC, s->KH, s->KW, s->stride_h, tname((dk_wtype)t), with_bias ? " +bias" : "");
+                DA_ASSERT_CLOSE(lab, y, r, ny, mc, ma);
+            }
+            dcu_free(c, dx), dcu_free(c, dw), dcu_free(c, db), dcu_free(c, dy);
+            free(x), free(wv), free(bias), free(r), free(y), free(hw);
+        }
+    dcu_ctx_destroy(c);
+    /* through the backend with the default choice */
+    unsetenv("DIFFAUG_CUDA_CONV");
+    dk_conv2d s = conv_shape(2, 64, 24, 24, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    da_backend *probe = gpu_backend(0);
+    size_t ws = probe->ops->conv2d_ws(&s);
+    da_backend_free(probe);
+    da_backend *be = gpu_backend(ws);
+    size_t nx = (size_t)2 * 64 * 24 * 24, nw = (size_t)96 * 64 * 9, ny = (size_t)2 * 96 * 24 * 24;
+    for (int t = 0; t < 3; t++) {
+        float *x = rand_buf(nx, -2, 2), *wv = rand_buf(nw, -0.2f, 0.2f), *bias = rand_buf(96, -1, 1), *r = malloc(ny * 4);
+        void *hw;
+        da_w w = dev_weight(be, wv, nw, (dk_wtype)t, &hw);
+        float *dx = dev_from(be, x, nx), *db = dev_from(be, bias, 96), *dy = dev_alloc(be, ny * 4);
+        da_op_conv2d(be, &s, dx, &w, db, dy);
+        float *y = host_from(be, dy, ny);
+        assert_ok(be);
+        conv2d_ref(&s, x, hw, (dk_wtype)t, bias, r);
+        double mc, ma;
+        gemm_tol((dk_wtype)t, max_abs_of(r, ny), &mc, &ma);
+        DA_ASSERT_CLOSE(t == 0 ? "backend conv f32 (im2col)" : "backend conv 16-bit (tc)", y, r, ny, mc, ma);
+        be->ops->mem_free(be, dx), be->ops->mem_free(be, db), be->ops->mem_free(be, dy);
+        free(x), free(wv), free(bias), free(r), free(hw), free(y);
+    }
+    da_backend_free(be);
+}
+END_TEST
+
+/* Runs without a GPU (fast tag, CUDA builds): a bad kernel choice is refused before CUDA is touched. */
+START_TEST(test_cuda_kernel_choice_env) {
+    const char *vars[] = {"DIFFAUG_CUDA_ATTN", "DIFFAUG_CUDA_GEMM", "DIFFAUG_CUDA_CONV"};
+    for (int i = 0; i < 3; i++) {
+        setenv(vars[i], "bogus", 1);
+        da_error err;
+        da_err_clear(&err);
+        da_backend *be = da_backend_new("cuda", &err);
+        ck_assert_ptr_null(be);
+        ck_assert_int_eq(err.code, DA_ERR_INVALID_ARG);
+        ck_assert_msg(strstr(err.msg, vars[i]) && strstr(err.msg, "bogus"), "message: %s", err.msg);
+        unsetenv(vars[i]);
+    }
+}
+END_TEST
+#endif
+
 static Suite *gpu_suite(void) {
     probe_gpu();
     Suite *s = suite_create("gpu");
@@ -730,6 +1219,21 @@ static Suite *gpu_suite(void) {
     tcase_add_test(tc, test_gpu_attention);
     tcase_add_test(tc, test_gpu_plan_run_and_errors);
     suite_add_tcase(s, tc);
+#ifdef DIFFAUG_HAVE_CUDA
+    /* v2 kernels (branch cuda-tc) */
+    TCase *tv = da_tcase("cuda-v2", "gpu", 600);
+    tcase_add_test(tv, test_gpu_attention_tc);
+    tcase_add_test(tv, test_gpu_attention_dispatch);
+    tcase_add_test(tv, test_gpu_linear_lt);
+    tcase_add_test(tv, test_gpu_conv2d_tc);
+    tcase_add_test(tv, test_gpu_sampling_ops);
+    tcase_add_test(tv, test_gpu_sampler_step);
+    tcase_add_test(tv, test_gpu_graph);
+    suite_add_tcase(s, tv);
+    TCase *tvf = da_tcase("cuda-v2-choice", "fast", 60);
+    tcase_add_test(tvf, test_cuda_kernel_choice_env);
+    suite_add_tcase(s, tvf);
+#endif
     return s;
 }
 

@@ -12,6 +12,9 @@
  * H100 PCIe 51 / 756 TFLOP/s, 2.0 TB/s; H200 SXM 67 / 989 TFLOP/s, 4.8 TB/s HBM3e. The table prints
  * both the computed and (when the name matches) the datasheet figure.
  *
+ * The v2 rows (tensor-core attention, cuBLASLt linear, implicit-GEMM conv beside im2col, sampling
+ * ops, graph replay vs direct launches) follow the v1 rows.
+ *
  * Refuses to run (exit 2, one line) without a GPU. Compiled only in a CUDA build.
  */
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include <math.h>
 
 #include "dcuda.h"
+#include "sampling.h"
 
 #define WARM 3
 #define REPS 10
@@ -102,6 +106,52 @@ typedef struct { dcu_attn p; const float *q, *k, *v; float *o; } attn_arg;
 static int run_attn(void *p) {
     attn_arg *a = p;
     return dcu_attention(g_c, &a->p, a->q, a->k, a->v, a->o);
+}
+typedef struct { dcu_attn p; const float *q, *k, *v; float *o; int wt; } attn_tc_arg;
+static int run_attn_tc(void *p) {
+    attn_tc_arg *a = p;
+    return dcu_attention_tc(g_c, &a->p, a->q, a->k, a->v, a->o, a->wt);
+}
+static int run_conv_tc(void *p) {
+    conv_arg *a = p;
+    return dcu_conv2d_tc(g_c, &a->s, a->x, a->w, a->wt, a->b, a->y);
+}
+static int run_linear_lt(void *p) {
+    lin_arg *a = p;
+    return dcu_linear_lt(g_c, a->M, a->N, a->K, a->x, a->w, a->wt, a->b, a->y, a->ws, a->wsb);
+}
+typedef struct { float *y; const float *x[4]; size_t n; int k; void *graph; int reps; } samp_arg;
+static int run_lincomb(void *p) {
+    samp_arg *a = p;
+    const float c[4] = {0.5f, -0.25f, 2.0f, 1.0f};
+    return dcu_lincomb(g_c, a->y, a->k, c, a->x, a->n);
+}
+static int run_cfg(void *p) {
+    samp_arg *a = p;
+    return dcu_cfg_combine(g_c, a->y, a->x[0], a->x[1], NULL, 7.5f, 0.0f, a->n);
+}
+static int run_philox(void *p) {
+    samp_arg *a = p;
+    return dcu_philox_normal(g_c, a->y, 1234, 5678, 0, a->n, 0.0f, 1.0f);
+}
+static int run_sampler_step(void *p) {
+    samp_arg *a = p;
+    /* DPM++ 2M second order (the most memory traffic: x, m, prev x0 in; x, cur x0 out) */
+    dk_step st = {DK_STEP_DPM_SECOND, 1, 0, 0, 0, 1, {0.9f, 0.4f, 0.8f, -0.2f, 1.1f, 0.05f}};
+    return dcu_sampler_step(g_c, &st, a->y, a->x[0], NULL, (float *)a->x[1], a->x[2], a->n);
+}
+/* a chain of `reps` small launches (what a UNet step at batch 2 looks like to the launcher) */
+static int run_chain(void *p) {
+    samp_arg *a = p;
+    for (int i = 0; i < a->reps; i++) {
+        int rc = dcu_add(g_c, a->y, a->y, a->x[0], a->n);
+        if (rc) return rc;
+    }
+    return 0;
+}
+static int run_graph(void *p) {
+    samp_arg *a = p;
+    return dcu_graph_replay(g_c, a->graph);
 }
 typedef struct { float *y; const float *x, *x2; size_t a, b, c; } mem_arg;
 static int run_groupnorm(void *p) {
@@ -216,6 +266,97 @@ int main(int argc, char **argv) {
         double ms = time_ms(run_attn, &a, name);
         row_flops(name, ms, 4.0 * B * H * (double)Nq * Nk * d * (s == 5 ? 0.5 : 1.0), g_peak_f32, "FP32");
         dcu_free(g_c, (void *)a.q), dcu_free(g_c, (void *)a.k), dcu_free(g_c, (void *)a.v), dcu_free(g_c, a.o);
+    }
+    /* ==== v2 kernels (branch cuda-tc) ==== */
+    /* attention on tensor cores: share of the FP16/BF16 dense tensor peak. SD 1.5 at 512^2 (N 4096,
+     * d 40 / 80 / 160 per level, 77 text keys), and 1024^2 with SD 1.5 (N 16384). */
+    const int atc[][5] = {{2, 8, 4096, 4096, 40}, {2, 8, 4096, 77, 40},  {2, 8, 1024, 1024, 80}, {2, 8, 1024, 77, 80},
+                          {2, 8, 256, 256, 160},  {2, 8, 256, 77, 160},  {2, 8, 4096, 4096, 64}, {2, 8, 16384, 16384, 40},
+                          {2, 8, 16384, 77, 40}};
+    for (size_t s = 0; s < sizeof atc / sizeof atc[0]; s++)
+        for (int wt = 1; wt <= 2; wt++) {
+            attn_tc_arg a;
+            memset(&a, 0, sizeof a);
+            int B = atc[s][0], H = atc[s][1], Nq = atc[s][2], Nk = atc[s][3], d = atc[s][4];
+            size_t row = (size_t)H * d;
+            a.p = (dcu_attn){B, H, Nq, Nk, d, 0, 1.0f / sqrtf((float)d), row, row, row, row, Nq * row, Nk * row,
+                             Nk * row, Nq * row};
+            a.wt = wt;
+            a.q = dfloats(B * Nq * row), a.k = dfloats(B * Nk * row), a.v = dfloats(B * Nk * row);
+            a.o = dalloc(B * Nq * row * 4);
+            char name[96];
+            snprintf(name, sizeof name, "attention tc %s B%d H%d N%d/%d d%d", wname(wt), B, H, Nq, Nk, d);
+            double ms = time_ms(run_attn_tc, &a, name);
+            row_flops(name, ms, 4.0 * B * H * (double)Nq * Nk * d, g_peak_tc, "TC");
+            dcu_free(g_c, (void *)a.q), dcu_free(g_c, (void *)a.k), dcu_free(g_c, (void *)a.v), dcu_free(g_c, a.o);
+        }
+    /* linear through cuBLASLt with the bias epilogue (compare with the cublasGemmEx rows above) */
+    for (size_t s = 0; s < sizeof lin / sizeof lin[0]; s++)
+        for (int wt = 0; wt < 3; wt++) {
+            lin_arg a = {lin[s][0], lin[s][1], lin[s][2], wt, NULL, NULL, NULL, NULL, NULL, 0};
+            a.x = dfloats((size_t)a.M * a.K), a.w = dweights((size_t)a.N * a.K, wt), a.b = dfloats(a.N);
+            a.y = dalloc((size_t)a.M * a.N * 4), a.wsb = dcu_linear_ws(a.M, a.K), a.ws = dalloc(a.wsb);
+            char name[96];
+            snprintf(name, sizeof name, "linear lt+bias %dx%dx%d %s", a.M, a.N, a.K, wname(wt));
+            double ms = time_ms(run_linear_lt, &a, name);
+            row_flops(name, ms, 2.0 * a.M * a.N * a.K, wt ? g_peak_tc : g_peak_f32, wt ? "TC" : "FP32");
+            dcu_free(g_c, (void *)a.x), dcu_free(g_c, (void *)a.w), dcu_free(g_c, (void *)a.b), dcu_free(g_c, a.y);
+            dcu_free(g_c, a.ws);
+        }
+    /* conv: implicit GEMM on tensor cores (16-bit weights), the shapes of the im2col rows above plus
+     * a 1x1 shortcut, each also through im2col for the comparison */
+    const int cvt[][8] = {{2, 320, 64, 64, 320, 3, 1, 1}, {2, 640, 32, 32, 640, 3, 1, 1}, {2, 1280, 16, 16, 1280, 3, 1, 1},
+                          {2, 320, 64, 64, 320, 3, 2, 1}, {1, 128, 512, 512, 128, 3, 1, 1}, {2, 960, 32, 32, 640, 1, 1, 0}};
+    for (size_t s = 0; s < sizeof cvt / sizeof cvt[0]; s++)
+        for (int wt = 1; wt <= 2; wt++) {
+            int kk = cvt[s][5], st = cvt[s][6], pd = cvt[s][7];
+            conv_arg a = {{cvt[s][0], cvt[s][1], cvt[s][2], cvt[s][3], cvt[s][4], kk, kk, st, st, pd, pd, pd, pd, 1, 1},
+                          wt, NULL, NULL, NULL, NULL, NULL, 0};
+            int OH = (a.s.H + 2 * pd - kk) / st + 1, OW = (a.s.W + 2 * pd - kk) / st + 1;
+            size_t nx = (size_t)a.s.N * a.s.C * a.s.H * a.s.W, ny = (size_t)a.s.N * a.s.OC * OH * OW;
+            a.x = dfloats(nx), a.w = dweights((size_t)a.s.OC * a.s.C * kk * kk, wt), a.b = dfloats(a.s.OC);
+            a.y = dalloc(ny * 4), a.wsb = dcu_conv2d_ws(&a.s), a.ws = dalloc(a.wsb);
+            double flop = 2.0 * ny * a.s.C * kk * kk;
+            char name[96];
+            snprintf(name, sizeof name, "conv%dx%d s%d [%d,%d,%d,%d]->%d %s tc", kk, kk, st, a.s.N, a.s.C, a.s.H, a.s.W,
+                     a.s.OC, wname(wt));
+            row_flops(name, time_ms(run_conv_tc, &a, name), flop, g_peak_tc, "TC");
+            snprintf(name, sizeof name, "conv%dx%d s%d [%d,%d,%d,%d]->%d %s im2col", kk, kk, st, a.s.N, a.s.C, a.s.H,
+                     a.s.W, a.s.OC, wname(wt));
+            row_flops(name, time_ms(run_conv, &a, name), flop, g_peak_tc, "TC");
+            dcu_free(g_c, (void *)a.x), dcu_free(g_c, (void *)a.w), dcu_free(g_c, (void *)a.b), dcu_free(g_c, a.y);
+            dcu_free(g_c, a.ws);
+        }
+    /* sampling ops on SD latents (CFG batch 2 at 64x64 and 128x128): memory-bound, bytes once */
+    const size_t lat[] = {2 * 4 * 64 * 64, 2 * 4 * 128 * 128};
+    for (int li = 0; li < 2; li++) {
+        size_t nl = lat[li];
+        samp_arg a;
+        memset(&a, 0, sizeof a);
+        a.n = nl, a.y = dalloc(nl * 4);
+        for (int i = 0; i < 4; i++) a.x[i] = dfloats(nl);
+        char name[96];
+        for (int k = 2; k <= 4; k += 2) {
+            a.k = k;
+            snprintf(name, sizeof name, "lincomb %d terms [%zu]", k, nl);
+            row_bytes(name, time_ms(run_lincomb, &a, name), (k + 1.0) * nl * 4);
+        }
+        snprintf(name, sizeof name, "cfg_combine [%zu]", nl);
+        row_bytes(name, time_ms(run_cfg, &a, name), 3.0 * nl * 4);
+        snprintf(name, sizeof name, "sampler_step DPM++ 2M [%zu]", nl);
+        row_bytes(name, time_ms(run_sampler_step, &a, name), 5.0 * nl * 4);
+        snprintf(name, sizeof name, "philox_normal [%zu] (writes only)", nl);
+        row_bytes(name, time_ms(run_philox, &a, name), 1.0 * nl * 4);
+        /* launch overhead: 200 dependent small launches, directly and as one graph replay */
+        a.reps = 200;
+        snprintf(name, sizeof name, "200 x add [%zu], direct launches", nl);
+        row_bytes(name, time_ms(run_chain, &a, name), 200 * 3.0 * nl * 4);
+        if (dcu_graph_begin(g_c) || run_chain(&a) || dcu_graph_end(g_c, &a.graph)) die("graph capture");
+        snprintf(name, sizeof name, "200 x add [%zu], one graph replay", nl);
+        row_bytes(name, time_ms(run_graph, &a, name), 200 * 3.0 * nl * 4);
+        dcu_graph_free(a.graph);
+        dcu_free(g_c, a.y);
+        for (int i = 0; i < 4; i++) dcu_free(g_c, (void *)a.x[i]);
     }
     /* memory-bound ops: bytes = what must cross HBM once (reads + writes) */
     {

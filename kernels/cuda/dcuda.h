@@ -47,6 +47,7 @@ typedef struct dcu_ctx {
     int smem_optin;   /* largest dynamic shared memory a block may opt into (bytes) */
     int sync_each;    /* synchronise after every launch (env DIFFAUG_CUDA_SYNC=1) */
     char msg[512];    /* the last error */
+    void *blaslt;     /* cublasLtHandle_t, created on first use by dcu_linear_lt (appended) */
 } dcu_ctx;
 
 #define DCU_BLAS_WS ((size_t)32 << 20)
@@ -124,6 +125,46 @@ typedef struct dcu_attn {
     size_t q_row, k_row, v_row, o_row, q_batch, k_batch, v_batch, o_batch; /* resolved (never 0) */
 } dcu_attn;
 int dcu_attention(dcu_ctx *c, const dcu_attn *p, const float *q, const float *k, const float *v, float *o);
+
+/* ==== appended: tensor-core kernels, sampling ops, graphs (docs/CUDA.md "v2") ===================== */
+
+/* Flash attention on tensor cores (attention_tc.cu): Q, K, V, P rounded to wt (1 f16, 2 bf16), f32
+ * accumulation, same semantics and strides as dcu_attention. Needs dcu_attention_tc_smem(d) bytes
+ * of shared memory per block (<= ctx->smem_optin, else an error: use dcu_attention). */
+size_t dcu_attention_tc_smem(int head_dim);
+int dcu_attention_tc(dcu_ctx *c, const dcu_attn *p, const float *q, const float *k, const float *v, float *o, int wt);
+
+/* Sampling arithmetic (sampling.cu; kernels/cpu/sampling.h, the same per-element code as the CPU). */
+int dcu_lincomb(dcu_ctx *c, float *y, int k, const float *a, const float *const *x, size_t n);
+int dcu_cfg_combine(dcu_ctx *c, float *y, const float *u, const float *cond, const float *img, float g, float g_img,
+                    size_t n);
+int dcu_philox_normal(dcu_ctx *c, float *y, uint64_t seed, uint64_t stream, uint64_t first, size_t n, float mean,
+                      float std);
+/* One sampler update (st: struct dk_step of sampling.h, scalars from da_sampler_step_params). */
+struct dk_step;
+int dcu_sampler_step(dcu_ctx *c, const struct dk_step *st, float *x, const float *m, const float *noise,
+                     float *cur_x0, const float *prev_x0, size_t n);
+/* The model input of a step (p: struct dk_model_input, from da_sampler_model_input_params). */
+struct dk_model_input;
+int dcu_model_input(dcu_ctx *c, const struct dk_model_input *p, float *y, const float *x, size_t n);
+
+/* CUDA graphs on ctx's stream (device.cu): begin capturing (thread-local mode), end it and
+ * instantiate (*exec replaced, the old one destroyed), replay, free. While capturing nothing runs,
+ * and no call may synchronise (downloads, DIFFAUG_CUDA_SYNC=1) or copy from pageable host memory. */
+int dcu_graph_begin(dcu_ctx *c);
+int dcu_graph_end(dcu_ctx *c, void **exec);
+int dcu_graph_replay(dcu_ctx *c, void *exec);
+void dcu_graph_free(void *exec);
+
+/* Conv2d as an implicit GEMM on tensor cores (conv_tc.cu) for 16-bit weights (wt 1 f16, 2 bf16):
+ * any kernel / stride / padding / dilation, groups 1, NCHW, x rounded to wt as dcu_conv2d does, f32
+ * accumulation, bias (f32 or NULL) in the epilogue. No scratch. */
+int dcu_conv2d_tc(dcu_ctx *c, const dcu_conv *s, const float *x, const void *w, int wt, const float *bias, float *y);
+
+/* linear through cuBLASLt with the bias added in the GEMM's epilogue (gemm_lt.cu): same contract
+ * and precision as dcu_linear (x rounded to W's type into ws for 16-bit W). */
+int dcu_linear_lt(dcu_ctx *c, int M, int N, int K, const float *x, const void *W, int wt, const float *bias, float *y,
+                  void *ws, size_t ws_bytes);
 
 #ifdef __cplusplus
 }

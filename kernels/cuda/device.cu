@@ -1,6 +1,7 @@
 /* device.cu - CUDA device discovery and the per-backend context of dcuda.h: device, one stream,
  * one cuBLAS handle whose workspace is allocated once here (so cuBLAS never allocates inside a
  * forward), memory and copies, CUDA-event timers for the benchmarks. */
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cstdio>
@@ -111,6 +112,7 @@ extern "C" void dcu_ctx_destroy(dcu_ctx *c) {
     cudaSetDevice(c->device);
     if (c->stream) cudaStreamSynchronize((cudaStream_t)c->stream);
     if (c->blas) cublasDestroy((cublasHandle_t)c->blas);
+    if (c->blaslt) cublasLtDestroy((cublasLtHandle_t)c->blaslt);
     if (c->blas_ws) cudaFree(c->blas_ws);
     if (c->stream) cudaStreamDestroy((cudaStream_t)c->stream);
     free(c);
