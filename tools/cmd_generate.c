@@ -32,7 +32,8 @@ static void on_sigint(int sig) {
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: diffaug generate --model PATH --prompt TEXT -o OUT.png [options]\n"
-            "  --negative TEXT        negative prompt (default: empty)\n"
+            "  --negative TEXT        negative prompt (default none: SD 1.x encodes \"\", SDXL uses zero\n"
+            "                         embeddings as diffusers' negative_prompt=None does)\n"
             "  --init IMAGE           img2img from IMAGE, with --strength S (0..1, default 0.8)\n"
             "  --edit IMAGE           InstructPix2Pix edit of IMAGE (needs an 8-channel model),\n"
             "                         with --image-guidance G (default 1.5)\n"
