@@ -2,13 +2,18 @@
  * ids [B, L] and the vision tower on pixel_values [B, 3, S, S], median wall time of repeated runs
  * with the weights bound and the arena planned once (what a recipe sees per call).
  *
- *   bench_clip MODEL [--text B] [--vision B] [--reps N]
+ *   bench_clip MODEL [--text B] [--vision B] [--reps N] [--component text_encoder|text_encoder_2] [--sdxl]
+ *
+ * --sdxl asks for what SDXL's encode_prompt takes: the penultimate hidden state (the forward stops
+ * after layer N - 1 unless pooled outputs are wanted) and, where the tower has a projection
+ * (text_encoder_2), text_embeds (which runs the last layer too).
  *
  * bench/compare_clip.py makes full-size random-weight models, runs this and transformers on the same
  * machine and threads, and prints both. Without MODEL (as bench/run.sh calls it) it says so and
  * exits 0. Output: one line per tower with the activation arena and backend scratch sizes and the
  * median ("clip_text B=2 L=77 ... arena_MB 4.26 scratch_MB 1.50 median_ms 123.4").
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +63,26 @@ int main(int argc, char **argv) {
         return 0;
     }
     int text_b = 2, vision_b = 8, reps = 5;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--text")) text_b = atoi(argv[i + 1]);
+    bool sdxl = false;
+    da_component comp = DA_COMP_COUNT;
+    for (int i = 2; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--sdxl")) {
+            sdxl = true;
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_clip: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--component")) {
+            if (!strcmp(argv[i + 1], "text_encoder")) comp = DA_COMP_TEXT_ENCODER;
+            else if (!strcmp(argv[i + 1], "text_encoder_2")) comp = DA_COMP_TEXT_ENCODER_2;
+            else {
+                fprintf(stderr, "bench_clip: --component text_encoder or text_encoder_2, not %s\n", argv[i + 1]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--text")) text_b = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--vision")) vision_b = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else {
@@ -77,7 +100,7 @@ int main(int argc, char **argv) {
     da_arena a = {0};
     if (text_b > 0) {
         da_clip_text *t;
-        if (da_clip_text_load(m, DA_COMP_COUNT, &t, &e)) {
+        if (da_clip_text_load(m, comp, &t, &e)) {
             fprintf(stderr, "bench_clip: %s\n", e.msg);
             return 1;
         }
@@ -85,12 +108,16 @@ int main(int argc, char **argv) {
         int32_t *ids = malloc(sizeof(int32_t) * text_b * L);
         /* a short prompt and padding, as the tokenizer gives: <|startoftext|> ... <|endoftext|>... */
         for (int i = 0; i < text_b * L; i++) ids[i] = i % L == 0 ? 49406 : i % L < 8 ? 320 + i % L : 49407;
+        int P = da_clip_text_projection_dim(t);
         float *hid = malloc(sizeof(float) * text_b * L * D), *pool = malloc(sizeof(float) * text_b * D);
-        text_ctx c = {t, be, &a, ids, text_b, L, {hid, pool, NULL}};
+        float *emb = P ? malloc(sizeof(float) * text_b * P) : NULL;
+        text_ctx c = {t, be, &a, ids, text_b, L, {.last_hidden_state = hid, .pooler_output = pool}};
+        if (sdxl) c.out = (da_clip_text_out){.penultimate = hid, .text_embeds = emb};
         double s = bench_median(run_text, &c, reps, 2.0);
-        printf("clip_text B=%d L=%d D=%d layers=%d arena_MB %.2f scratch_MB %.2f median_ms %.1f\n", text_b, L, D,
+        printf("clip_text%s B=%d L=%d D=%d layers=%d arena_MB %.2f scratch_MB %.2f median_ms %.1f\n",
+               sdxl ? (P ? " sdxl penultimate+text_embeds" : " sdxl penultimate") : "", text_b, L, D,
                da_clip_text_cfg(t)->num_layers, a.cap / 1048576.0, be->ws_bytes / 1048576.0, 1e3 * s);
-        free(ids), free(hid), free(pool);
+        free(ids), free(hid), free(pool), free(emb);
         da_clip_text_free(t);
     }
     if (vision_b > 0 && da_model_has(m, DA_COMP_CLIP)) {

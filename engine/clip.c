@@ -155,15 +155,17 @@ struct da_clip_text {
 da_status da_clip_text_load(const da_model_file *m, da_component comp, da_clip_text **out, da_error *err) {
     *out = NULL;
     if (comp == DA_COMP_COUNT)
-        comp = da_model_has(m, DA_COMP_TEXT_ENCODER) ? DA_COMP_TEXT_ENCODER : DA_COMP_CLIP;
-    if (comp != DA_COMP_TEXT_ENCODER && comp != DA_COMP_CLIP)
+        comp = da_model_has(m, DA_COMP_TEXT_ENCODER)     ? DA_COMP_TEXT_ENCODER
+               : da_model_has(m, DA_COMP_TEXT_ENCODER_2) ? DA_COMP_TEXT_ENCODER_2
+                                                         : DA_COMP_CLIP;
+    if (comp != DA_COMP_TEXT_ENCODER && comp != DA_COMP_TEXT_ENCODER_2 && comp != DA_COMP_CLIP)
         return da_err_set(err, DA_ERR_INVALID_ARG, "CLIP text: component %s has no text tower", da_component_name(comp));
     if (!da_model_has(m, comp))
         return da_err_set(err, DA_ERR_NOT_FOUND, "%s: the model has no %s component (a CLIP text tower)", m->path,
                           da_component_name(comp));
     da_clip_text *t = calloc(1, sizeof *t);
     if (!t) return da_err_set(err, DA_ERR_NOMEM, "CLIP text: out of memory");
-    t->cfg = m->cfg.text;
+    t->cfg = comp == DA_COMP_TEXT_ENCODER_2 ? m->cfg.text2 : m->cfg.text;
     t->comp = comp;
     da_binder_init(&t->b, m, comp);
     const da_clip_text_config *c = &t->cfg;
@@ -176,7 +178,7 @@ da_status da_clip_text_load(const da_model_file *m, da_component comp, da_clip_t
     }
     t->final_w = da_bind_f32(&t->b, "text_model.final_layer_norm.weight");
     t->final_b = da_bind_f32(&t->b, "text_model.final_layer_norm.bias");
-    if (comp == DA_COMP_CLIP) {
+    if (comp == DA_COMP_CLIP || comp == DA_COMP_TEXT_ENCODER_2) { /* CLIPModel / CLIPTextModelWithProjection */
         t->has_proj = true;
         t->proj = da_bind(&t->b, "text_projection.weight");
         t->proj_dim = (int)t->proj.shape[0];
@@ -229,12 +231,15 @@ typedef struct text_run {
     const da_clip_text_out *out;
 } text_run;
 
-/* ids [B, L] -> last_hidden_state [B, L, D], pooler_output [B, D], text_embeds [B, P] */
+/* ids [B, L] -> last_hidden_state [B, L, D], penultimate [B, L, D], pooler_output [B, D],
+ * text_embeds [B, P]. The layers run once, in stretches between the points an output is taken:
+ * after layer N - 1 (penultimate), after layer stop (clip_skip), after layer N. */
 static void text_forward(const void *ctx, da_backend *be, da_arena *a) {
     const text_run *r = ctx;
     const da_clip_text *t = r->t;
     int B = r->B, L = r->L, D = t->cfg.hidden_size, N = t->enc.n_layers;
     size_t M = (size_t)B * L;
+    const bool want_pen = r->out->penultimate != NULL;
     float *x = da_arena_floats(a, M * D);
     float *snap = r->stop < N && r->out->last_hidden_state ? da_arena_floats(a, M * D) : NULL;
     float *pool = r->want_pool ? da_arena_floats(a, (size_t)B * D) : NULL;
@@ -247,17 +252,35 @@ static void text_forward(const void *ctx, da_backend *be, da_arena *a) {
     /* CLIPTextEmbeddings: token rows + position rows 0..L-1 (the first L*D floats of the table) */
     da_op_gather_rows(be, x, &t->tok_emb, r->ids, M, (size_t)D);
     da_op_add_row(be, x, x, t->pos_emb, (size_t)B, (size_t)L * D);
-    int last = r->want_pool ? N : r->stop;
-    encoder_forward(&t->enc, be, a, x, B, L, true, 0, r->stop);
-    if (snap) da_op_copy(be, snap, x, M * D);
-    if (last > r->stop) encoder_forward(&t->enc, be, a, x, B, L, true, r->stop, last);
-    if (snap) {
-        /* diffusers clip_skip: final_layer_norm applied to the earlier layer's output */
-        da_op_layernorm(be, snap, snap, M, (size_t)D, t->cfg.layer_norm_eps, t->final_w, t->final_b);
-        da_op_download(be, r->out->last_hidden_state, snap, M * D);
+    int last = r->want_pool ? N : r->out->last_hidden_state ? r->stop : 0;
+    if (want_pen && last < N - 1) last = N - 1;
+    /* checkpoints in layer order: N - 1 (penultimate), stop (clip-skip output) */
+    int cps[2] = {want_pen ? N - 1 : -1, r->stop < N ? r->stop : -1};
+    if (cps[0] > cps[1]) {
+        int tmp = cps[0];
+        cps[0] = cps[1];
+        cps[1] = tmp;
     }
-    if (r->stop == N || r->want_pool)
-        da_op_layernorm(be, x, x, M, (size_t)D, t->cfg.layer_norm_eps, t->final_w, t->final_b);
+    if (cps[0] == cps[1]) cps[0] = -1; /* clip_skip 1 and penultimate: one stop serves both */
+    int cur = 0;
+    for (int k = 0; k < 2; k++) {
+        int cp = cps[k];
+        if (cp < 0) continue;
+        if (cp > cur) encoder_forward(&t->enc, be, a, x, B, L, true, cur, cp);
+        cur = cp > cur ? cp : cur;
+        /* hidden_states[-2] as transformers returns it: the residual stream after layer N - 1, before
+         * final_layer_norm (what diffusers' StableDiffusionXLPipeline.encode_prompt takes) */
+        if (want_pen && cp == N - 1) da_op_download(be, r->out->penultimate, x, M * D);
+        if (snap && cp == r->stop) {
+            /* diffusers clip_skip: final_layer_norm applied to the earlier layer's output */
+            da_op_copy(be, snap, x, M * D);
+            da_op_layernorm(be, snap, snap, M, (size_t)D, t->cfg.layer_norm_eps, t->final_w, t->final_b);
+            da_op_download(be, r->out->last_hidden_state, snap, M * D);
+        }
+    }
+    if (last > cur) encoder_forward(&t->enc, be, a, x, B, L, true, cur, last);
+    if (last < N) return;
+    da_op_layernorm(be, x, x, M, (size_t)D, t->cfg.layer_norm_eps, t->final_w, t->final_b);
     if (!snap && r->out->last_hidden_state) da_op_download(be, r->out->last_hidden_state, x, M * D);
     if (!r->want_pool) return;
     for (int b = 0; b < B; b++) da_op_copy(be, pool + (size_t)b * D, x + ((size_t)b * L + r->eos[b]) * D, (size_t)D);
@@ -287,7 +310,8 @@ da_status da_clip_text_forward(const da_clip_text *t, da_backend *be, da_arena *
                           opts->clip_skip, c->num_layers - 1, c->num_layers);
     if (out->text_embeds && !t->has_proj)
         return da_err_set(err, DA_ERR_INVALID_ARG,
-                          "text_embeds: the %s component has no text_projection (use a CLIPModel)",
+                          "text_embeds: the %s component has no text_projection (use a CLIPModel or "
+                          "text_encoder_2)",
                           da_component_name(t->comp));
     size_t M = (size_t)B * L;
     for (size_t i = 0; i < M; i++)

@@ -1,8 +1,9 @@
 /* clip.h - the CLIP networks: SD 1.x's text encoder and the two towers of a CLIPModel.
  *
  * Mirrors transformers 5.23:
- *   - text: CLIPTextModel (last_hidden_state, pooler_output) and CLIPTextModelWithProjection /
- *     CLIPModel.get_text_features (text_embeds = pooler_output @ text_projection^T);
+ *   - text: CLIPTextModel (last_hidden_state, pooler_output, hidden_states[-2]) and
+ *     CLIPTextModelWithProjection (SDXL text_encoder_2) / CLIPModel.get_text_features
+ *     (text_embeds = pooler_output @ text_projection^T);
  *   - vision: CLIPVisionModelWithProjection / CLIPModel.get_image_features (last_hidden_state before
  *     post_layernorm, pooler_output = post_layernorm(hidden[:, 0]), image_embeds).
  * Clip-skip follows diffusers StableDiffusionPipeline.encode_prompt: the hidden state after layer
@@ -32,6 +33,7 @@ typedef struct da_clip_vision da_clip_vision;
 /* ---- text ---------------------------------------------------------------------------------------- */
 
 /* Bind the text tower of m. comp: DA_COMP_TEXT_ENCODER (SD text encoder, no projection),
+ * DA_COMP_TEXT_ENCODER_2 (SDXL's OpenCLIP bigG, CLIPTextModelWithProjection: text_projection),
  * DA_COMP_CLIP (CLIPModel text tower with text_projection), or DA_COMP_COUNT to pick whichever the
  * model has (the SD text encoder first). */
 da_status da_clip_text_load(const da_model_file *m, da_component comp, da_clip_text **out, da_error *err);
@@ -50,6 +52,8 @@ void da_clip_text_opts_init(da_clip_text_opts *o);
 
 typedef struct da_clip_text_out {
     float *last_hidden_state; /* [B, L, D] */
+    float *penultimate;       /* [B, L, D]: hidden_states[-2], the state after layer N - 1 without
+                                 final_layer_norm (SDXL's prompt embeddings, both encoders) */
     float *pooler_output;     /* [B, D]: final state at the end-of-text position (see da_clip_text_eos_pos) */
     float *text_embeds;       /* [B, P]: needs a projection */
 } da_clip_text_out;

@@ -151,14 +151,65 @@ static da_status fill_tensor(void *vctx, void *dst, size_t nbytes, da_error *err
     return DA_OK;
 }
 
+/* A single-file tensor with a transform (OpenCLIP packed in_proj / transposed text_projection):
+ * the stored tensor is assembled from its canonical parts' values, so both layouts of one seed
+ * hold the same numbers. */
+typedef struct xform_ctx {
+    fill_ctx base;             /* base.t: the first part */
+    const da_tensor_spec *parts[4];
+    size_t n_parts;
+    uint64_t stored_numel;
+} xform_ctx;
+
+static da_status fill_xform(void *vctx, void *dst, size_t nbytes, da_error *err) {
+    const xform_ctx *x = vctx;
+    const fill_ctx *c = &x->base;
+    size_t es = da_dtype_size(c->dtype);
+    if (nbytes != x->stored_numel * es || (c->dtype != DA_F32 && c->dtype != DA_F16 && c->dtype != DA_BF16))
+        return da_err_set(err, DA_ERR_SHAPE, "%s: writer asked for %zu bytes of %s", c->t->ldm_name, nbytes,
+                          da_dtype_name(c->dtype));
+    float *v = malloc(x->stored_numel * sizeof *v);
+    float *tmp = c->t->xf.kind == DA_XF_TRANSPOSE ? malloc(x->stored_numel * sizeof *tmp) : NULL;
+    if (!v || (c->t->xf.kind == DA_XF_TRANSPOSE && !tmp)) {
+        free(v), free(tmp);
+        return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory", c->t->ldm_name);
+    }
+    if (c->t->xf.kind == DA_XF_ROWS) {
+        /* parts in row order; each fills its rows [r0, r1) */
+        uint64_t row = x->stored_numel / (uint64_t)c->t->ldm_shape[0];
+        for (size_t k = 0; k < x->n_parts; k++) {
+            const da_tensor_spec *p = x->parts[k];
+            da_mkmodel_values(c->cfg, p, c->seed, c->jitter, 0, da_spec_numel(p), v + (uint64_t)p->xf.r0 * row);
+        }
+    } else { /* transpose: canonical [a, b] -> stored [b, a] */
+        const da_tensor_spec *p = c->t;
+        uint64_t a = (uint64_t)p->shape[0], b = (uint64_t)p->shape[1];
+        da_mkmodel_values(c->cfg, p, c->seed, c->jitter, 0, a * b, tmp);
+        for (uint64_t i = 0; i < a; i++)
+            for (uint64_t j = 0; j < b; j++) v[j * a + i] = tmp[i * b + j];
+    }
+    unsigned char *d = dst;
+    for (uint64_t i = 0; i < x->stored_numel; i++) {
+        if (c->dtype == DA_F32) memcpy(d + i * 4, &v[i], 4);
+        else {
+            uint16_t h = c->dtype == DA_F16 ? da_f32_to_f16(v[i]) : da_f32_to_bf16(v[i]);
+            memcpy(d + i * 2, &h, 2);
+        }
+    }
+    free(v), free(tmp);
+    return DA_OK;
+}
+
 /* Write the tensors of `comp` (DA_COMP_COUNT: every tensor with a single-file form) into one file. */
 static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, da_layout layout, da_component comp,
                                const char *path, da_error *err) {
-    size_t n = da_spec_count(spec), k = 0;
+    size_t n = da_spec_count(spec), k = 0, kx = 0;
     fill_ctx *ctx = calloc(n ? n : 1, sizeof *ctx);
+    xform_ctx *xctx = calloc(n ? n : 1, sizeof *xctx);
     da_st_writer *w = da_st_writer_new();
-    if (!ctx || !w) {
+    if (!ctx || !xctx || !w) {
         free(ctx);
+        free(xctx);
         da_st_writer_free(w);
         return da_err_set(err, DA_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -170,6 +221,21 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
         int rank;
         const int64_t *shape;
         da_spec_shape(t, layout, &rank, &shape);
+        if (layout == DA_LAYOUT_SINGLE && t->xf.kind != DA_XF_NONE) {
+            if (t->xf.kind == DA_XF_ROWS && t->xf.r0 != 0) continue; /* written with its first part */
+            xform_ctx *x = &xctx[kx++];
+            x->base = (fill_ctx){da_spec_config(spec), t, p->seed, p->jitter, p->dtype};
+            x->n_parts = t->xf.kind == DA_XF_ROWS ? da_spec_parts(spec, t->ldm_name, x->parts, 4) : 1;
+            x->parts[0] = x->n_parts == 1 ? t : x->parts[0];
+            x->stored_numel = 1;
+            for (int d = 0; d < rank; d++) x->stored_numel *= (uint64_t)shape[d];
+            if (x->n_parts > 4) {
+                st = da_err_set(err, DA_ERR_INVALID_ARG, "%s: %zu parts packed in one tensor", t->ldm_name, x->n_parts);
+                break;
+            }
+            st = da_st_writer_add_lazy(w, t->ldm_name, p->dtype, rank, shape, fill_xform, x, err);
+            continue;
+        }
         fill_ctx *c = &ctx[k++];
         c->cfg = da_spec_config(spec);
         c->t = t;
@@ -178,9 +244,16 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
         c->dtype = t->fixed_dtype != DA_DTYPE_COUNT ? t->fixed_dtype : p->dtype;
         st = da_st_writer_add_lazy(w, da_spec_key(t, layout), c->dtype, rank, shape, fill_tensor, c, err);
     }
+    /* CosXL's sampling markers, top-level F32 scalars */
+    static const float cosxl_sigma[2] = {120.0f, 0.002f};
+    if (!st && layout == DA_LAYOUT_SINGLE && p->cosxl)
+        st = da_st_writer_add(w, "edm_vpred.sigma_max", DA_F32, 0, NULL, &cosxl_sigma[0], 4, false, err);
+    if (!st && layout == DA_LAYOUT_SINGLE && p->cosxl)
+        st = da_st_writer_add(w, "edm_vpred.sigma_min", DA_F32, 0, NULL, &cosxl_sigma[1], 4, false, err);
     if (!st) st = da_st_writer_write(w, path, err);
     da_st_writer_free(w);
     free(ctx);
+    free(xctx);
     return st;
 }
 
@@ -351,6 +424,17 @@ static da_status clip_preprocessor_json(const da_model_config *cfg, const char *
     return write_buf(&b, dir, "preprocessor_config.json", err);
 }
 
+/* CosXL as diffusers runs it (stabilityai/cosxl model card): EDMEulerScheduler(sigma_min=0.002,
+ * sigma_max=120.0, sigma_data=1.0, prediction_type="v_prediction", sigma_schedule="exponential"). */
+static da_status cosxl_scheduler_json(const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"EDMEulerScheduler\",\n  \"_diffusers_version\": \"0.42.1\",\n");
+    da_buf_printf(&b, "  \"final_sigmas_type\": \"zero\",\n  \"num_train_timesteps\": 1000,\n");
+    da_buf_printf(&b, "  \"prediction_type\": \"v_prediction\",\n  \"rho\": 7.0,\n  \"sigma_data\": 1.0,\n");
+    da_buf_printf(&b, "  \"sigma_max\": 120.0,\n  \"sigma_min\": 0.002,\n  \"sigma_schedule\": \"exponential\"\n}\n");
+    return write_buf(&b, dir, "scheduler_config.json", err);
+}
+
 static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_error *err) {
     da_buf b = {0};
     if (cfg->family == DA_FAMILY_IP2P) {
@@ -372,11 +456,11 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
 }
 
 /* StableDiffusionXLPipeline's model_index.json (stable-diffusion-xl-base-1.0). */
-static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *err) {
+static da_status model_index_xl_json(bool tokenizer, bool cosxl, const char *dir, da_error *err) {
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"_class_name\": \"StableDiffusionXLPipeline\",\n  \"_diffusers_version\": \"0.19.0\",\n");
     da_buf_printf(&b, "  \"force_zeros_for_empty_prompt\": true,\n");
-    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"EulerDiscreteScheduler\"],\n");
+    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"%s\"],\n", cosxl ? "EDMEulerScheduler" : "EulerDiscreteScheduler");
     da_buf_printf(&b, "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n");
     da_buf_printf(&b, "  \"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"],\n");
     if (tokenizer)
@@ -387,8 +471,8 @@ static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *
     return write_buf(&b, dir, "model_index.json", err);
 }
 
-static da_status model_index_json(const da_model_config *cfg, bool tokenizer, const char *dir, da_error *err) {
-    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, dir, err);
+static da_status model_index_json(const da_model_config *cfg, bool tokenizer, bool cosxl, const char *dir, da_error *err) {
+    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, cosxl, dir, err);
     da_buf b = {0};
     bool ip2p = cfg->family == DA_FAMILY_IP2P;
     da_buf_printf(&b, "{\n  \"_class_name\": \"%s\",\n  \"_diffusers_version\": \"0.6.0\",\n",
@@ -589,6 +673,9 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
     if (p->dtype != DA_F32 && p->dtype != DA_F16 && p->dtype != DA_BF16)
         return da_err_set(err, DA_ERR_DTYPE, "mkmodel writes F32, F16 or BF16, not %s", da_dtype_name(p->dtype));
     if (!(p->jitter >= 0 && p->jitter < 1)) return da_err_set(err, DA_ERR_INVALID_ARG, "jitter must be in [0, 1)");
+    if (p->cosxl && cfg.family != DA_FAMILY_SDXL)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "--cosxl marks SDXL models; %s is a %s model", cfg.name,
+                          da_family_name(cfg.family));
     if (p->layout == DA_LAYOUT_SINGLE && (cfg.family == DA_FAMILY_CLIP || cfg.family == DA_FAMILY_BLIP))
         return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: %s models ship as transformers folders; there is no single-file layout",
                           cfg.name, da_family_name(cfg.family));
@@ -643,7 +730,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
                                   DA_COMP_TEXT_ENCODER_2, err);
         char *sd = st ? NULL : da_path_join(path, "scheduler");
         if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
-        if (!st) st = scheduler_json(&cfg, sd, err);
+        if (!st) st = p->cosxl ? cosxl_scheduler_json(sd, err) : scheduler_json(&cfg, sd, err);
         free(sd);
         if (!st && p->vocab_dir) {
             char *td = da_path_join(path, "tokenizer");
@@ -657,7 +744,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
                 free(td);
             }
         }
-        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, path, err);
+        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, p->cosxl, path, err);
     }
     free(bv.data);
     da_spec_free(spec);

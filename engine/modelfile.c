@@ -8,11 +8,13 @@
  */
 #include "modelfile.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "json.h"
 #include "util.h"
 
@@ -268,6 +270,48 @@ static da_status infer_text(const da_model_file *m, da_clip_text_config *t, da_e
     return DA_OK;
 }
 
+/* SDXL's OpenCLIP ViT-bigG/14 text tower from the shapes of a single file's
+ * conditioner.embedders.1.model.* (open_clip naming, see modelspec.c build_text2). Heads by the
+ * 64-wide rule (bigG: 1280 / 64 = 20); open_clip's text tower uses exact GELU, and the ids of
+ * stable-diffusion-xl-base-1.0's text_encoder_2/config.json (bos 0, eos 2: legacy argmax pooling,
+ * pad 1). */
+static da_status infer_text2(const da_model_file *m, da_clip_text_config *t, da_error *err) {
+    const char *P = "conditioner.embedders.1.model.";
+    const da_component C = DA_COMP_TEXT_ENCODER_2;
+    int64_t sh[4];
+    da_status st;
+    if ((st = need(shape_of(m, C, sh, "%stoken_embedding.weight", P), 2, "embedders.1 token_embedding", m, err)))
+        return st;
+    int vocab = (int)sh[0], hidden = (int)sh[1];
+    if ((st = need(shape_of(m, C, sh, "%spositional_embedding", P), 2, "embedders.1 positional_embedding", m, err)))
+        return st;
+    int pos = (int)sh[0];
+    int layers = 0;
+    while (layers < 256 && shape_of(m, C, sh, "%stransformer.resblocks.%d.ln_1.weight", P, layers) >= 0) layers++;
+    if ((st = need(shape_of(m, C, sh, "%stransformer.resblocks.0.mlp.c_fc.weight", P), 2,
+                   "embedders.1 transformer.resblocks.0.mlp.c_fc.weight", m, err)))
+        return st;
+    int inter = (int)sh[0];
+    if ((st = need(shape_of(m, C, sh, "%stext_projection", P), 2, "embedders.1 text_projection", m, err))) return st;
+    if (sh[0] != hidden)
+        return da_err_set(err, DA_ERR_SHAPE, "%s: %stext_projection is [%lld, %lld]; open_clip stores [width %d, "
+                          "projection]", m->path, P, (long long)sh[0], (long long)sh[1], hidden);
+    int proj = (int)sh[1];
+    if (layers < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: %stransformer has no resblocks", m->path, P);
+    da_model_config tmp;
+    da_config_preset("sd15", &tmp);
+    *t = tmp.text;
+    t->vocab_size = vocab;
+    t->hidden_size = hidden;
+    t->num_layers = layers;
+    t->num_heads = heads_rule(hidden);
+    t->intermediate_size = inter;
+    t->max_positions = pos;
+    t->projection_dim = proj;
+    snprintf(t->hidden_act, sizeof t->hidden_act, "gelu");
+    return DA_OK;
+}
+
 /* ---- configuration from config.json ---------------------------------------------------------- */
 
 static da_status load_json(const char *path, da_json **out, da_error *err) {
@@ -431,6 +475,21 @@ static void text_from_json(const da_json *j, da_clip_text_config *t) {
     t->pad_token_id = jint(j, "pad_token_id", 1);
 }
 
+/* SDXL text_encoder_2/config.json (CLIPTextModelWithProjection). The class default hidden_act is
+ * quick_gelu; the released bigG config says "gelu" and is followed as written. */
+static da_status text2_from_json(const da_json *j, const char *path, da_clip_text_config *t, da_error *err) {
+    const da_json *arch = da_json_get(j, "architectures");
+    const char *a0 = arch && arch->type == DA_JSON_ARRAY && arch->n && arch->items[0].type == DA_JSON_STRING
+                         ? arch->items[0].str
+                         : NULL;
+    if (!a0 || strcmp(a0, "CLIPTextModelWithProjection"))
+        return da_err_set(err, DA_ERR_FORMAT, "%s: text_encoder_2 must be a CLIPTextModelWithProjection (architectures "
+                          "says %s)", path, a0 ? a0 : "nothing");
+    text_from_json(j, t);
+    if (t->projection_dim < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: projection_dim %d", path, t->projection_dim);
+    return DA_OK;
+}
+
 static void vision_from_json(const da_json *j, da_clip_vision_config *v) {
     v->image_size = jint(j, "image_size", 224);
     v->patch_size = jint(j, "patch_size", 32);
@@ -558,6 +617,7 @@ static bool component_of_json(const da_json *j, da_component *c) {
     else if (cls && !strcmp(cls, "AutoencoderKL")) *c = DA_COMP_VAE;
     else if ((mt && !strcmp(mt, "clip")) || (a0 && !strcmp(a0, "CLIPModel"))) *c = DA_COMP_CLIP;
     else if ((mt && !strcmp(mt, "blip")) || (a0 && !strncmp(a0, "Blip", 4))) *c = DA_COMP_BLIP;
+    else if (a0 && !strcmp(a0, "CLIPTextModelWithProjection")) *c = DA_COMP_TEXT_ENCODER_2;
     else if ((mt && !strcmp(mt, "clip_text_model")) || (a0 && !strcmp(a0, "CLIPTextModel"))) *c = DA_COMP_TEXT_ENCODER;
     else return false;
     return true;
@@ -573,9 +633,7 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
         if (m->cfg.text.hidden_size == 1024)
             return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: 1024-wide (OpenCLIP) text encoder: %s", path, SD2_MSG);
         return DA_OK;
-    case DA_COMP_TEXT_ENCODER_2: /* SDXL CLIPTextModelWithProjection */
-        text_from_json(j, &m->cfg.text2);
-        return DA_OK;
+    case DA_COMP_TEXT_ENCODER_2: return text2_from_json(j, path, &m->cfg.text2, err);
     case DA_COMP_CLIP: {
         const da_json *tc = da_json_get(j, "text_config"), *vc = da_json_get(j, "vision_config");
         static const da_json empty = {.type = DA_JSON_OBJECT};
@@ -598,6 +656,32 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
     }
     default: return da_err_set(err, DA_ERR_INVALID_ARG, "bad component");
     }
+}
+
+/* SDXL pipeline folder: tokenizer_2/ (vocab.json + merges.txt; its tokenizer_config.json names the
+ * pad token, "!" in the released files), when present or listed by model_index.json (then it must
+ * be complete). */
+static da_status open_tokenizer_2(da_model_file *m, const da_json *idx, da_error *err) {
+    const da_json *tk = idx ? da_json_get(idx, "tokenizer_2") : NULL;
+    bool want = tk && tk->type == DA_JSON_ARRAY && tk->n == 2 && tk->items[0].type == DA_JSON_STRING;
+    char *td = da_path_join(m->path, "tokenizer_2");
+    if (!td) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    da_status st = DA_OK;
+    if (want || da_is_dir(td)) {
+        static const char *const f[2] = {"vocab.json", "merges.txt"};
+        for (int i = 0; i < 2 && !st; i++) {
+            char *p = da_path_join(td, f[i]);
+            if (!p || !da_is_file(p))
+                st = da_err_set(err, DA_ERR_NOT_FOUND, "%s: component tokenizer_2: %s missing", m->path, f[i]);
+            free(p);
+        }
+        if (!st) {
+            m->tokenizer_2_dir = td;
+            td = NULL;
+        }
+    }
+    free(td);
+    return st;
 }
 
 /* The family a UNet makes: text_time conditioning -> SDXL (4 input channels), else SD 1.x (4) or
@@ -630,6 +714,11 @@ static da_status sdxl_fill(da_model_file *m, da_error *err) {
         c->vae.scaling_factor = 0.13025f;
         c->vae.sample_size = 1024;
     }
+    /* a single file's conditioner.embedders.1.model.* describes the second encoder exactly */
+    if (c->text2.hidden_size <= 0 && m->layout == DA_LAYOUT_SINGLE && da_model_has(m, DA_COMP_TEXT_ENCODER_2)) {
+        da_status st = infer_text2(m, &c->text2, err);
+        if (st) return st;
+    }
     if (c->text2.hidden_size <= 0) {
         da_model_config p;
         da_config_preset("sdxl", &p);
@@ -642,18 +731,14 @@ static da_status sdxl_fill(da_model_file *m, da_error *err) {
         c->text2.hidden_size = cross - c->text.hidden_size;
         c->text2.num_heads = heads_rule(c->text2.hidden_size > 0 ? c->text2.hidden_size : 1);
         c->text2.projection_dim = c->text2.hidden_size;
-        int64_t sh[4];
-        if (m->layout == DA_LAYOUT_SINGLE && da_model_has(m, DA_COMP_TEXT_ENCODER_2) &&
-            shape_of(m, DA_COMP_TEXT_ENCODER_2, sh, "conditioner.embedders.1.model.text_projection") == 2)
-            c->text2.projection_dim = (int)sh[1];
-        if (!m->cfg_from_json) {
-            int rest = u->addition_embed_dim - c->text2.projection_dim;
-            if (rest < 6 || rest % 6)
-                return da_err_set(err, DA_ERR_SHAPE, "%s: SDXL add embedding input width %d is not the pooled text width "
-                                  "%d + 6 x a time embedding width", m->path, u->addition_embed_dim,
-                                  c->text2.projection_dim);
-            u->addition_time_embed_dim = rest / 6;
-        }
+    }
+    if (!m->cfg_from_json) {
+        int rest = u->addition_embed_dim - c->text2.projection_dim;
+        if (rest < 6 || rest % 6)
+            return da_err_set(err, DA_ERR_SHAPE, "%s: SDXL add embedding input width %d is not the pooled text width "
+                              "%d + 6 x a time embedding width", m->path, u->addition_embed_dim,
+                              c->text2.projection_dim);
+        u->addition_time_embed_dim = rest / 6;
     }
     return DA_OK;
 }
@@ -720,6 +805,7 @@ static da_status open_pipeline(da_model_file *m, const char *index_path, da_erro
         }
     }
     free(sp);
+    if (!st && xl) st = open_tokenizer_2(m, idx, err);
     da_json_free(idx);
     if (!st) {
         m->cfg_from_json = true;
@@ -790,6 +876,58 @@ static da_status classify_file(da_model_file *m, da_error *err) {
 
 /* ---- verification ---------------------------------------------------------------------------- */
 
+/* The decimal a float32 marker was written from: the shortest %g form that reads back as the same
+ * float (0.002f -> 0.002, as numpy prints np.float32(0.002)), so a CosXL file's sigma_min is the
+ * 0.002 diffusers users pass, not 0.0020000000949949026. */
+static double f32_decimal(float f) {
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return f;
+}
+
+/* A single file's sampling marker (da_model_markers): recorded and true, or false for other keys.
+ * A marker with a value must be one finite positive float (rank 0 or [1]). */
+static bool marker_key(da_model_file *m, const da_model_part *part, const da_st_tensor *t, da_status *st,
+                       da_error *err) {
+    da_model_markers *k = &m->markers;
+    *st = DA_OK;
+    bool smax = !strcmp(t->name, "edm_vpred.sigma_max"), smin = !strcmp(t->name, "edm_vpred.sigma_min");
+    if (!strcmp(t->name, "v_pred")) k->v_pred = true;
+    else if (!strcmp(t->name, "ztsnr")) k->ztsnr = true;
+    else if (!strcmp(t->name, "edm_mean") || !strcmp(t->name, "edm_std")) k->edm_mean_std = true;
+    else if (!smax && !smin) return false;
+    if (!smax && !smin) return true;
+    double v = NAN;
+    if (t->numel == 1 && t->rank <= 1) {
+        if (t->dtype == DA_F32) {
+            float f;
+            memcpy(&f, t->data, 4);
+            v = f32_decimal(f);
+        } else if (t->dtype == DA_F16 || t->dtype == DA_BF16) {
+            uint16_t h;
+            float f;
+            memcpy(&h, t->data, 2);
+            if (t->dtype == DA_F16) dk_f16_to_f32_n(&f, &h, 1);
+            else dk_bf16_to_f32_n(&f, &h, 1);
+            v = f;
+        } else if (t->dtype == DA_F64) {
+            memcpy(&v, t->data, 8);
+        }
+    }
+    if (!(v > 0 && v < 1e6)) {
+        *st = da_err_set(err, DA_ERR_FORMAT, "%s: marker tensor '%s' must hold one positive float (ComfyUI writes a 0-d "
+                         "float32), not %s with %llu elements", part->path, t->name, da_dtype_name(t->dtype),
+                         (unsigned long long)t->numel);
+        return true;
+    }
+    if (smax) k->edm_vpred = true, k->sigma_max = v;
+    else k->sigma_min = v;
+    return true;
+}
+
 static bool is_float_dtype(da_dtype t) { return t == DA_F32 || t == DA_F16 || t == DA_BF16; }
 
 static da_status verify(da_model_file *m, da_error *err) {
@@ -810,6 +948,13 @@ static da_status verify(da_model_file *m, da_error *err) {
                 char key[600];
                 snprintf(key, sizeof key, "%s%s", m->parts[p].strip, t->name);
                 e = da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, m->parts[p].comp, key);
+            }
+            if (!e && m->layout == DA_LAYOUT_SINGLE && m->n_parts == 1) {
+                da_status ms;
+                if (marker_key(m, &m->parts[p], t, &ms, err)) {
+                    if (ms) return ms;
+                    continue;
+                }
             }
             if (!e) {
                 if (da_model_key_ignorable(t->name)) {
@@ -866,9 +1011,21 @@ void da_model_close(da_model_file *m) {
     da_spec_free(m->spec);
     da_model_close(m->vae_file);
     free(m->tokenizer_dir);
+    free(m->tokenizer_2_dir);
     free(m->scheduler_config);
     free(m->path);
     free(m);
+}
+
+/* A lone text_encoder_2 folder: the SDXL defaults for the other parts, made consistent with it. */
+static void lone_text2_defaults(da_model_config *c) {
+    da_model_config xl;
+    da_config_preset("sdxl", &xl);
+    xl.text2 = c->text2;
+    xl.unet.cross_attention_dim = xl.text.hidden_size + xl.text2.hidden_size;
+    xl.unet.addition_embed_dim = xl.text2.projection_dim + 6 * xl.unet.addition_time_embed_dim;
+    snprintf(xl.name, sizeof xl.name, "%s", c->name);
+    *c = xl;
 }
 
 da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
@@ -943,6 +1100,8 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
         m->cfg.text.num_heads = heads_rule(m->cfg.text.hidden_size);
     } else if (!st && m->component == DA_COMP_TEXT_ENCODER) {
         m->cfg.unet.cross_attention_dim = m->cfg.text.hidden_size;
+    } else if (!st && m->component == DA_COMP_TEXT_ENCODER_2) {
+        lone_text2_defaults(&m->cfg);
     }
     if (!st && m->cfg.family != DA_FAMILY_CLIP && m->cfg.family != DA_FAMILY_SDXL && da_model_has(m, DA_COMP_UNET) &&
         da_model_has(m, DA_COMP_TEXT_ENCODER) &&

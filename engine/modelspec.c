@@ -346,6 +346,12 @@ void da_config_describe_part(const da_model_config *c, da_component comp, char *
         snprintf(buf, n, "text width %d x %d layers %d heads mlp %d vocab %d ctx %d %s", t->hidden_size, t->num_layers,
                  t->num_heads, t->intermediate_size, t->vocab_size, t->max_positions, t->hidden_act);
         return;
+    case DA_COMP_TEXT_ENCODER_2:
+        t = &c->text2;
+        snprintf(buf, n, "text_2 width %d x %d layers %d heads mlp %d vocab %d ctx %d %s, projection %d", t->hidden_size,
+                 t->num_layers, t->num_heads, t->intermediate_size, t->vocab_size, t->max_positions, t->hidden_act,
+                 t->projection_dim);
+        return;
     case DA_COMP_CLIP: {
         const da_clip_vision_config *v = &c->vision;
         snprintf(buf, n,
@@ -380,11 +386,15 @@ void da_config_describe(const da_model_config *c, char *buf, size_t n) {
         da_config_describe_part(c, DA_COMP_CLIP, buf, n);
         return;
     }
-    char u[256], v[128], t[160];
+    char u[256], v[128], t[160], t2[192] = "";
     da_config_describe_part(c, DA_COMP_UNET, u, sizeof u);
     da_config_describe_part(c, DA_COMP_VAE, v, sizeof v);
     da_config_describe_part(c, DA_COMP_TEXT_ENCODER, t, sizeof t);
-    snprintf(buf, n, "%s: %s; %s; %s", da_family_name(c->family), u, v, t);
+    if (c->family == DA_FAMILY_SDXL) {
+        t2[0] = ';', t2[1] = ' ';
+        da_config_describe_part(c, DA_COMP_TEXT_ENCODER_2, t2 + 2, sizeof t2 - 2);
+    }
+    snprintf(buf, n, "%s: %s; %s; %s%s", da_family_name(c->family), u, v, t, t2);
 }
 
 /* ---- the spec ------------------------------------------------------------------------------- */
@@ -870,6 +880,65 @@ static void build_blip(da_spec *s, const da_model_config *cfg) {
     if (x) x->optional = x->is_bias = true;
 }
 
+/* SDXL's second text encoder: transformers CLIPTextModelWithProjection (text_encoder_2/, canonical
+ * names "text_model.*" + "text_projection.weight") <-> sgm FrozenOpenCLIPEmbedder2 in open_clip
+ * naming under "conditioner.embedders.1.model." (the mapping of diffusers' single_file_utils
+ * convert_open_clip_checkpoint). open_clip's nn.MultiheadAttention packs q, k, v into
+ * in_proj_weight [3D, D] / in_proj_bias [3D] (rows q, then k, then v): three canonical entries share
+ * that key with DA_XF_ROWS. text_projection is an nn.Parameter [D, P] used as x @ P, the transpose
+ * of transformers' Linear weight [P, D]: DA_XF_TRANSPOSE. */
+static void build_text2(da_spec *s, const da_clip_text_config *t) {
+    bctx b = {s, DA_COMP_TEXT_ENCODER_2};
+    const char *P = "conditioner.embedders.1.model";
+    const int64_t d = t->hidden_size, inter = t->intermediate_size, L = t->num_layers;
+    char c[256], l[256], c2[256], l2[256];
+    int64_t tok[2] = {t->vocab_size, d}, pos[2] = {t->max_positions, d};
+    add(&b, "text_model.embeddings.token_embedding.weight", SUB(l, P, "token_embedding.weight"), 2, tok, DA_INIT_NORMAL,
+        0.02);
+    add(&b, "text_model.embeddings.position_embedding.weight", SUB(l, P, "positional_embedding"), 2, pos,
+        DA_INIT_NORMAL, 0.02);
+    /* the init stds of clip_encoder (transformers CLIPPreTrainedModel._init_weights) */
+    double in_std = pow((double)d, -0.5) * pow(2.0 * L, -0.5), out_std = pow((double)d, -0.5),
+           fc_std = pow(2.0 * d, -0.5);
+    static const char *const qkv[3] = {"q_proj", "k_proj", "v_proj"};
+    for (int64_t i = 0; i < L; i++) {
+        snprintf(c, sizeof c, "text_model.encoder.layers.%lld", (long long)i);
+        snprintf(l, sizeof l, "%s.transformer.resblocks.%lld", P, (long long)i);
+        for (int k = 0; k < 3; k++) { /* q first: da_spec_map_key of the packed key finds it */
+            char cw[300], cb[300];
+            snprintf(cw, sizeof cw, "%s.self_attn.%s.weight", c, qkv[k]);
+            snprintf(cb, sizeof cb, "%s.self_attn.%s.bias", c, qkv[k]);
+            int64_t wsh[2] = {d, d}, bsh[1] = {d};
+            da_tensor_spec *w = add(&b, cw, SUB(l2, l, "attn.in_proj_weight"), 2, wsh, DA_INIT_NORMAL, in_std);
+            da_tensor_spec *bi = add(&b, cb, SUB(l2, l, "attn.in_proj_bias"), 1, bsh, DA_INIT_ZEROS, 0);
+            if (!w || !bi) return;
+            bi->is_bias = true;
+            w->ldm_shape[0] = bi->ldm_shape[0] = 3 * d;
+            w->xf = bi->xf = (da_xform){DA_XF_ROWS, k * d, (k + 1) * d};
+        }
+        clip_linear(&b, SUB(c2, c, "self_attn.out_proj"), SUB(l2, l, "attn.out_proj"), (int)d, (int)d, out_std);
+        norm(&b, SUB(c2, c, "layer_norm1"), SUB(l2, l, "ln_1"), d);
+        clip_linear(&b, SUB(c2, c, "mlp.fc1"), SUB(l2, l, "mlp.c_fc"), (int)inter, (int)d, fc_std);
+        clip_linear(&b, SUB(c2, c, "mlp.fc2"), SUB(l2, l, "mlp.c_proj"), (int)d, (int)inter, in_std);
+        norm(&b, SUB(c2, c, "layer_norm2"), SUB(l2, l, "ln_2"), d);
+    }
+    norm(&b, "text_model.final_layer_norm", SUB(l, P, "ln_final"), d);
+    int64_t tp[2] = {t->projection_dim, d};
+    da_tensor_spec *pj = add(&b, "text_projection.weight", SUB(l, P, "text_projection"), 2, tp, DA_INIT_NORMAL,
+                             pow((double)d, -0.5));
+    if (pj) {
+        pj->ldm_shape[0] = d;
+        pj->ldm_shape[1] = t->projection_dim;
+        pj->xf.kind = DA_XF_TRANSPOSE;
+    }
+    /* open_clip's CLIP keeps its logit_scale after sgm deletes the vision tower; nothing reads it */
+    b.comp = DA_COMP_EXTRA;
+    const char *k = "conditioner.embedders.1.model.logit_scale";
+    da_tensor_spec *ls = add(&b, k, k, 0, NULL, DA_INIT_CONST, 4.6052);
+    if (ls) ls->single_only = true;
+    (void)c2;
+}
+
 /* ---- single-file extras ---------------------------------------------------------------------- */
 
 static const char *const schedule_names[] = {
@@ -996,6 +1065,7 @@ da_status da_spec_build(const da_model_config *cfg, da_spec **out, da_error *err
         build_vae(s, &cfg->vae);
         bctx b = {s, DA_COMP_TEXT_ENCODER};
         build_text(&b, &cfg->text, da_text_ldm_prefix(cfg->family));
+        if (cfg->family == DA_FAMILY_SDXL) build_text2(s, &cfg->text2);
         build_extras(s, cfg);
     }
     if (s->failed || !index_tables(s)) {
@@ -1076,4 +1146,65 @@ void da_shape_str(int rank, const int64_t *shape, char *buf, size_t n) {
     size_t k = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < rank && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+da_xform da_spec_xform(const da_tensor_spec *t, da_layout l) {
+    return l == DA_LAYOUT_SINGLE ? t->xf : (da_xform){DA_XF_NONE, 0, 0};
+}
+
+size_t da_spec_parts(const da_spec *s, const char *ldm_key, const da_tensor_spec **out, size_t max) {
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const da_tensor_spec *t = &s->t[i];
+        if (!t->ldm_name || strcmp(t->ldm_name, ldm_key)) continue;
+        /* insertion sort by first row: parts come back in stored order */
+        if (k < max) {
+            size_t j = k;
+            while (j > 0 && out[j - 1]->xf.r0 > t->xf.r0) {
+                out[j] = out[j - 1];
+                j--;
+            }
+            out[j] = t;
+        }
+        k++;
+    }
+    return k;
+}
+
+da_status da_spec_xform_apply(const da_tensor_spec *t, da_layout l, const da_st_tensor *stored, void *dst,
+                              da_error *err) {
+    if (!da_spec_shape_matches(t, l, stored->rank, stored->shape)) {
+        char a[96], b[96];
+        int r;
+        const int64_t *sh;
+        da_spec_shape(t, l, &r, &sh);
+        da_shape_str(stored->rank, stored->shape, a, sizeof a);
+        da_shape_str(r, sh, b, sizeof b);
+        return da_err_set(err, DA_ERR_SHAPE, "tensor '%s' has shape %s, expected %s", stored->name, a, b);
+    }
+    const size_t es = da_dtype_size(stored->dtype);
+    const uint64_t n = da_spec_numel(t);
+    const unsigned char *src = stored->data;
+    da_xform xf = da_spec_xform(t, l);
+    switch (xf.kind) {
+    case DA_XF_NONE: memcpy(dst, src, n * es); return DA_OK;
+    case DA_XF_ROWS: {
+        /* row-major: rows [r0, r1) are one contiguous run */
+        uint64_t row = stored->shape[0] ? stored->numel / (uint64_t)stored->shape[0] : 0;
+        if (xf.r0 < 0 || xf.r1 > stored->shape[0] || (uint64_t)(xf.r1 - xf.r0) * row != n)
+            return da_err_set(err, DA_ERR_SHAPE, "tensor '%s': rows [%lld, %lld) do not fit its %lld rows", stored->name,
+                              (long long)xf.r0, (long long)xf.r1, (long long)stored->shape[0]);
+        memcpy(dst, src + (uint64_t)xf.r0 * row * es, n * es);
+        return DA_OK;
+    }
+    case DA_XF_TRANSPOSE: {
+        if (stored->rank != 2) return da_err_set(err, DA_ERR_SHAPE, "tensor '%s': transpose needs rank 2", stored->name);
+        const uint64_t R = (uint64_t)stored->shape[0], C = (uint64_t)stored->shape[1];
+        unsigned char *d = dst;
+        for (uint64_t i = 0; i < R; i++)
+            for (uint64_t j = 0; j < C; j++) memcpy(d + (j * R + i) * es, src + (i * C + j) * es, es);
+        return DA_OK;
+    }
+    }
+    return da_err_set(err, DA_ERR_INVALID_ARG, "tensor '%s': unknown transform", stored->name);
 }

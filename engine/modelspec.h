@@ -3,17 +3,22 @@
  *
  * Mirrors: diffusers UNet2DConditionModel / ldm openaimodel.UNetModel (SD 1.x, InstructPix2Pix),
  * diffusers AutoencoderKL / ldm autoencoder.AutoencoderKL (kl-f8), transformers CLIPTextModel /
- * ldm FrozenCLIPEmbedder, transformers CLIPModel (text + vision towers and projections).
+ * ldm FrozenCLIPEmbedder, transformers CLIPTextModelWithProjection / sgm FrozenOpenCLIPEmbedder2
+ * (open_clip naming), transformers CLIPModel (text + vision towers and projections).
  *
  * How the loaders use this module:
  *   1. decide a da_model_config once (preset by name, or da_detect in modelfile.h);
  *   2. da_spec_build(cfg) gives every tensor the model has: component, canonical name, shape, the
  *      single-file key and shape, and how mkmodel initialises it;
  *   3. da_spec_map_key(spec, layout, component, key) maps a key as it appears in a file of a given
- *      layout to its entry (NULL: unexpected key). A single-file shape differs from the canonical
- *      one only by trailing unit dimensions (ldm VAE attention 1x1 convs [C,C,1,1] vs linear
- *      [C,C]), so the bytes are identical and the "transform" is a reshape:
- *      da_spec_shape_matches() accepts exactly the shape of the layout.
+ *      layout to its entry (NULL: unexpected key). Most single-file shapes differ from the
+ *      canonical one only by trailing unit dimensions (ldm VAE attention 1x1 convs [C,C,1,1] vs
+ *      linear [C,C]): the bytes are identical and the "transform" is a reshape. OpenCLIP tensors
+ *      (SDXL's conditioner.embedders.1) need a real one, described by the entry's da_xform:
+ *      DA_XF_ROWS (q, k and v are row ranges of one packed in_proj tensor, so three entries share
+ *      one single-file key) and DA_XF_TRANSPOSE (text_projection is stored [D, P], used x @ P).
+ *      The weights binder applies it when binding, mkmodel in reverse when writing.
+ *      da_spec_shape_matches() accepts exactly the shape of the layout (the stored shape).
  */
 #ifndef DA_MODELSPEC_H
 #define DA_MODELSPEC_H
@@ -166,6 +171,19 @@ typedef enum da_init_kind {
     DA_INIT_SCHEDULE, /* an ldm DDPM schedule buffer: see da_schedule_buffer */
 } da_init_kind;
 
+/* How a tensor stored in the single-file layout relates to the canonical one (see the top). */
+typedef enum da_xform_kind {
+    DA_XF_NONE,      /* same bytes (shapes may differ by trailing unit dimensions) */
+    DA_XF_ROWS,      /* canonical = rows [r0, r1) of the stored tensor (dimension 0); the stored
+                        tensor packs several canonical ones, each its own entry with the same key */
+    DA_XF_TRANSPOSE, /* canonical [a, b] = stored [b, a] transposed (rank 2) */
+} da_xform_kind;
+
+typedef struct da_xform {
+    da_xform_kind kind;
+    int64_t r0, r1; /* DA_XF_ROWS */
+} da_xform;
+
 typedef struct da_tensor_spec {
     da_component comp;
     const char *name;      /* canonical name inside its component file ("conv_in.weight") */
@@ -181,6 +199,7 @@ typedef struct da_tensor_spec {
     double init_a;
     bool is_norm;          /* a norm weight/bias (affected by mkmodel's jitter option) */
     bool is_bias;
+    da_xform xf;           /* single-file layout only: stored (ldm_shape) -> canonical (shape) */
     bool optional;         /* accepted when present, not required, not written by mkmodel (tied copies
                               such as BLIP's cls.predictions.decoder.weight) */
 } da_tensor_spec;
@@ -207,6 +226,16 @@ void da_spec_shape(const da_tensor_spec *t, da_layout l, int *rank, const int64_
 /* Whether (rank, shape) is what layout l stores for t. */
 bool da_spec_shape_matches(const da_tensor_spec *t, da_layout l, int rank, const int64_t *shape);
 uint64_t da_spec_numel(const da_tensor_spec *t);
+/* The transform from the stored form of t in layout l (DA_XF_NONE in the diffusers layout). */
+da_xform da_spec_xform(const da_tensor_spec *t, da_layout l);
+/* Every entry stored under single-file key `ldm_key` (one, or the parts of a packed tensor in
+ * row order), up to max into out; returns how many there are. */
+size_t da_spec_parts(const da_spec *s, const char *ldm_key, const da_tensor_spec **out, size_t max);
+/* Write the canonical bytes of t (dtype and element size of the stored tensor, canonical shape)
+ * from `stored`, the tensor as layout l stores it, into dst (da_spec_numel(t) elements). Checks
+ * the stored shape first (DA_ERR_SHAPE naming the tensor). */
+da_status da_spec_xform_apply(const da_tensor_spec *t, da_layout l, const da_st_tensor *stored, void *dst,
+                              da_error *err);
 /* "[320, 4, 3, 3]" into buf. */
 void da_shape_str(int rank, const int64_t *shape, char *buf, size_t n);
 

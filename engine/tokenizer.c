@@ -1006,6 +1006,26 @@ da_status da_tokenizer_load(const char *path, da_tokenizer **out, da_error *err)
                       "%s: not a tokenizer source (give a model folder, a vocab.json or bpe_simple_vocab_16e6.txt.gz)", path);
 }
 
+da_status da_tokenizer_set_pad(da_tokenizer *t, const char *token, da_error *err) {
+    if (!t || !token) return da_err_set(err, DA_ERR_INVALID_ARG, "tokenizer: NULL argument");
+    if (vocab_find(t, token, strlen(token)) < 0)
+        return da_err_set(err, DA_ERR_NOT_FOUND, "tokenizer: pad token '%s' is not in the vocabulary", token);
+    /* the old pad leaves the matched specials unless it is also bos / eos / unk */
+    int32_t old = t->pad;
+    if (old != t->bos && old != t->eos && old != t->unk)
+        for (int k = 0; k < t->n_special; k++)
+            if (t->special_id[k] == old) {
+                free(t->special[k]);
+                for (int j = k + 1; j < t->n_special; j++) {
+                    t->special[j - 1] = t->special[j];
+                    t->special_id[j - 1] = t->special_id[j];
+                }
+                t->n_special--;
+                break;
+            }
+    return add_special(t, token, &t->pad, "tokenizer", err);
+}
+
 int32_t da_tokenizer_bos_id(const da_tokenizer *t) { return t->bos; }
 int32_t da_tokenizer_eos_id(const da_tokenizer *t) { return t->eos; }
 int32_t da_tokenizer_pad_id(const da_tokenizer *t) { return t->pad; }

@@ -42,6 +42,12 @@ da_status da_tokenizer_load_files(const char *vocab_json, const char *merges_txt
 da_status da_tokenizer_load_bpe_gz(const char *path, da_tokenizer **out, da_error *err);
 void da_tokenizer_free(da_tokenizer *t);
 
+/* Make `token` the pad token, as a pad_token entry in tokenizer_config.json would: padding uses its
+ * id, and like every special token it is matched verbatim in the raw text (SDXL's tokenizer_2
+ * pads with "!", id 0, so a "!" in a prompt becomes 0 as in transformers). For a tokenizer loaded
+ * without its folder (a single-file SDXL checkpoint has none): da_tokenizer_set_pad(tok, "!", err)
+ * gives tokenizer_2. Not thread-safe: call before sharing the handle. */
+da_status da_tokenizer_set_pad(da_tokenizer *t, const char *token, da_error *err);
 int32_t da_tokenizer_bos_id(const da_tokenizer *t);   /* <|startoftext|> (49406) */
 int32_t da_tokenizer_eos_id(const da_tokenizer *t);   /* <|endoftext|>   (49407) */
 int32_t da_tokenizer_pad_id(const da_tokenizer *t);   /* from the config; = eos for SD 1.x */

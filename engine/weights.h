@@ -10,6 +10,9 @@
  * while packing. Small vectors (biases, norm parameters) are converted to f32 copies owned by the
  * binder, since they are read many times and cost nothing to keep. A tensor whose bytes are not
  * aligned for its type in the mapping (possible in hand-made files) is copied to aligned memory.
+ * A single-file tensor with a transform (modelspec.h da_xform: OpenCLIP's packed q/k/v and
+ * transposed text_projection) is bound in its canonical form: a row range of a packed tensor is a
+ * view into the mapping, a transpose is copied once at bind time in the stored dtype.
  */
 #ifndef DA_WEIGHTS_H
 #define DA_WEIGHTS_H

@@ -152,7 +152,7 @@ static void text_case(const char *model_path, da_component comp, const char *fix
     da_clip_text_opts o;
     da_clip_text_opts_init(&o);
     o.clip_skip = clip_skip;
-    da_clip_text_out out = {hid, pool, emb};
+    da_clip_text_out out = {.last_hidden_state = hid, .pooler_output = pool, .text_embeds = emb};
     da_backend *be = da_backend_cpu_new();
     da_arena a = {0};
     ck_assert_msg(da_clip_text_forward(t, be, &a, ids, B, L, &o, &out, &e) == DA_OK, "%s", e.msg);
@@ -166,7 +166,7 @@ static void text_case(const char *model_path, da_component comp, const char *fix
      * asking only for pooled outputs with clip-skip still runs the whole stack */
     void *base = a.base;
     float *pool2 = malloc(sizeof(float) * B * D);
-    da_clip_text_out out2 = {NULL, pool2, NULL};
+    da_clip_text_out out2 = {.pooler_output = pool2};
     ck_assert_msg(da_clip_text_forward(t, be, &a, ids, B, L, &o, &out2, &e) == DA_OK, "%s", e.msg);
     ck_assert_ptr_eq(a.base, base);
     ck_assert_mem_eq(pool2, pool, sizeof(float) * B * D);
@@ -182,7 +182,7 @@ static void text_case(const char *model_path, da_component comp, const char *fix
         snprintf(vocab, sizeof vocab, "%s/data/clip-tokenizer", da_test_shared());
         ck_assert_msg(da_tokenizer_load(vocab, &tok, &e) == DA_OK, "%s", e.msg);
         float *hid2 = malloc(sizeof(float) * B * L * D);
-        da_clip_text_out out3 = {hid2, NULL, NULL};
+        da_clip_text_out out3 = {.last_hidden_state = hid2};
         ck_assert_msg(da_clip_text_encode_prompts(t, be, &a, tok, prompts, B, &o, &out3, &e) == DA_OK, "%s", e.msg);
         ck_assert_mem_eq(hid2, hid, sizeof(float) * B * L * D);
         free(hid2);
@@ -503,11 +503,11 @@ START_TEST(test_errors) {
     da_clip_text_opts o;
     da_clip_text_opts_init(&o);
     o.clip_skip = 2;
-    da_clip_text_out out = {hid, NULL, NULL};
+    da_clip_text_out out = {.last_hidden_state = hid};
     ck_assert_int_eq(da_clip_text_forward(t, be, &a, ids, 1, 4, &o, &out, &e), DA_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(e.msg, "clip_skip"));
     o.clip_skip = 0;
-    da_clip_text_out out_e = {NULL, NULL, emb};
+    da_clip_text_out out_e = {.text_embeds = emb};
     ck_assert_int_eq(da_clip_text_forward(t, be, &a, ids, 1, 4, &o, &out_e, &e), DA_ERR_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(e.msg, "text_projection"));
     ids[1] = -1;

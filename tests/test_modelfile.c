@@ -82,7 +82,12 @@ START_TEST(test_name_table_both_ways) {
             ck_assert_ptr_eq(da_spec_find(s, t->comp, t->name), t);
             if (!t->single_only) ck_assert_ptr_eq(da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, t->comp, t->name), t);
             else ck_assert_ptr_null(da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, t->comp, t->name));
-            if (t->ldm_name) {
+            if (t->ldm_name && t->xf.kind != DA_XF_NONE) {
+                /* OpenCLIP packed q/k/v (the key maps to the first part) and transposed projection */
+                const da_tensor_spec *first = da_spec_map_key(s, DA_LAYOUT_SINGLE, DA_COMP_COUNT, t->ldm_name);
+                ck_assert(first == t || (t->xf.kind == DA_XF_ROWS && first && first->xf.r0 == 0));
+                ck_assert_int_eq(t->comp, DA_COMP_TEXT_ENCODER_2);
+            } else if (t->ldm_name) {
                 ck_assert_ptr_eq(da_spec_map_key(s, DA_LAYOUT_SINGLE, DA_COMP_COUNT, t->ldm_name), t);
                 /* a shape change is only ever trailing unit dimensions (bytes identical) */
                 ck_assert_uint_eq(da_spec_numel(t), ({
@@ -278,7 +283,8 @@ static void check_complete(const da_model_file *m, da_dtype dt) {
         const da_st_tensor *ft = da_model_tensor(m, t);
         ck_assert_msg(expect == (ft != NULL), "%s: %s %s", m->path, t->name, expect ? "missing" : "unexpected");
         if (!ft) continue;
-        found++;
+        /* the parts of a packed open_clip tensor (q/k/v rows of in_proj) share one file tensor */
+        found += da_spec_xform(t, m->layout).kind != DA_XF_ROWS || t->xf.r0 == 0;
         ck_assert_msg(da_spec_shape_matches(t, m->layout, ft->rank, ft->shape), "%s: shape of %s", m->path, t->name);
         da_dtype want = t->fixed_dtype != DA_DTYPE_COUNT ? t->fixed_dtype : dt;
         ck_assert_msg(ft->dtype == want, "%s: %s is %s, asked %s", m->path, t->name, da_dtype_name(ft->dtype),
@@ -292,14 +298,22 @@ static void check_same_values(const da_model_file *a, const da_model_file *b, bo
     size_t compared = 0, differ = 0;
     for (size_t i = 0; i < da_spec_count(a->spec); i++) {
         const da_tensor_spec *t = da_spec_at(a->spec, i);
-        const da_st_tensor *x = da_model_tensor(a, t), *y = da_model_tensor(b, da_spec_find(b->spec, t->comp, t->name));
+        const da_tensor_spec *tb = da_spec_find(b->spec, t->comp, t->name);
+        const da_st_tensor *x = da_model_tensor(a, t), *y = da_model_tensor(b, tb);
         if (!x || !y) continue;
-        ck_assert_uint_eq(x->nbytes, y->nbytes);
+        /* canonical bytes (open_clip's packed / transposed tensors through their da_xform) */
+        size_t n = (size_t)da_spec_numel(t) * da_dtype_size(x->dtype);
+        ck_assert_uint_eq(n, (size_t)da_spec_numel(tb) * da_dtype_size(y->dtype));
+        void *cx = malloc(n), *cy = malloc(n);
+        da_error e;
+        ck_assert_msg(da_spec_xform_apply(t, a->layout, x, cx, &e) == DA_OK, "%s", e.msg);
+        ck_assert_msg(da_spec_xform_apply(tb, b->layout, y, cy, &e) == DA_OK, "%s", e.msg);
         compared++;
-        if (memcmp(x->data, y->data, x->nbytes)) {
+        if (memcmp(cx, cy, n)) {
             differ++;
             ck_assert_msg(!want_equal, "%s differs between %s and %s", t->name, a->path, b->path);
         }
+        free(cx), free(cy);
     }
     ck_assert_uint_gt(compared, 30);
     if (!want_equal) ck_assert_uint_gt(differ, compared / 2); /* only constants (norms, zero biases) coincide */
@@ -311,7 +325,8 @@ static void check_generator_values(const da_model_file *m, uint64_t seed) {
     for (size_t i = 0; i < da_spec_count(m->spec) && checked < 40; i += 7) {
         const da_tensor_spec *t = da_spec_at(m->spec, i);
         const da_st_tensor *ft = da_model_tensor(m, t);
-        if (!ft || t->fixed_dtype != DA_DTYPE_COUNT) continue;
+        /* open_clip's packed / transposed tensors are checked by tests/test_sdxl_text.c */
+        if (!ft || t->fixed_dtype != DA_DTYPE_COUNT || da_spec_xform(t, m->layout).kind != DA_XF_NONE) continue;
         size_t n = ft->numel < 512 ? (size_t)ft->numel : 512;
         float *want = malloc(n * sizeof *want), *got = malloc(ft->numel * sizeof *got);
         da_mkmodel_values(&m->cfg, t, seed, 0, 0, n, want);
@@ -743,7 +758,9 @@ START_TEST(test_sdxl_names) {
     t = da_spec_find(s, DA_COMP_TEXT_ENCODER, "text_model.final_layer_norm.weight");
     ck_assert_str_eq(t->ldm_name, "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight");
     ck_assert_ptr_null(da_spec_map_key(s, DA_LAYOUT_SINGLE, DA_COMP_COUNT, "alphas_cumprod"));
-    ck_assert_uint_eq(da_spec_count_in(s, DA_COMP_EXTRA, DA_LAYOUT_SINGLE), 1);
+    /* extras: CLIP-L's position_ids and open_clip's logit_scale (conditioner.embedders.1.model.) */
+    ck_assert_uint_eq(da_spec_count_in(s, DA_COMP_EXTRA, DA_LAYOUT_SINGLE), 2);
+    ck_assert_ptr_nonnull(da_spec_map_key(s, DA_LAYOUT_SINGLE, DA_COMP_COUNT, "conditioner.embedders.1.model.logit_scale"));
     da_spec_free(s);
 }
 END_TEST
@@ -819,6 +836,10 @@ START_TEST(test_sdxl_recognition) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "cp -r %s/text_encoder %s/text_encoder_2", p15, p15);
     ck_assert_int_eq(system(cmd), 0);
+    /* text_encoder_2/ must say CLIPTextModelWithProjection */
+    expect_open_error(p15, DA_ERR_FORMAT, "text_encoder_2 must be a CLIPTextModelWithProjection");
+    snprintf(path, sizeof path, "%s/text_encoder_2/config.json", p15);
+    edit_json(path, "\"CLIPTextModel\"", "\"CLIPTextModelWithProjection\"");
     expect_open_error(p15, DA_ERR_FORMAT, "without text_time conditioning");
     da_rmtree(p15);
     free(p15);

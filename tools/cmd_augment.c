@@ -28,7 +28,9 @@ static void usage(FILE *fp) {
             "manifest.jsonl + summary.json (manifest-I-of-N.jsonl for --shard I/N). Re-running the same command\n"
             "resumes. The input is never written.\n"
             "common:\n"
-            "  --model PATH         InstructPix2Pix (diffusemix) or SD 1.x (diffcoremix, sgid): file or diffusers folder\n"
+            "  --model PATH         InstructPix2Pix (diffusemix) or SD 1.x / SDXL (diffcoremix: CosXL, sgid):\n"
+            "                       file or diffusers folder\n"
+            "  --vae PATH           a VAE replacing the model's (diffcoremix's code: the fp16-fixed SDXL VAE)\n"
             "  --tokenizer DIR      vocab.json + merges.txt for a single-file model without one\n"
             "  --clip PATH          transformers CLIPModel folder (ViT-B/32): needed by diffcoremix and sgid\n"
             "  --seed S             global seed (default 0)\n"
@@ -38,7 +40,8 @@ static void usage(FILE *fp) {
             "  --backend NAME       cpu (default) or cuda\n"
             "  --steps N            sampler steps (diffusemix 100, others 50)\n"
             "  --size PX            square generation size (diffusemix 256, others 512)\n"
-            "  --sampler NAME       ddim euler euler_a dpmpp_2m (diffusemix euler_a, others ddim)\n"
+            "  --sampler NAME       ddim euler euler_a dpmpp_2m edm_euler (diffusemix euler_a, sgid ddim,\n"
+            "                       diffcoremix edm_euler on an EDM model such as CosXL, else ddim)\n"
             "  --jpeg               write JPEG (quality 95) instead of PNG\n"
             "  --intermediates      also write generated/ (diffusemix: concatenated/, fractal/; sgid: source/)\n"
             "  --sheet ROWS         write sheet.png: ROWS rows of original | generated | hybrid | final\n"
@@ -150,6 +153,7 @@ int cmd_augment(int argc, char **argv) {
         if (!strcmp(a, "--recipe")) i++;
         STR("--model", o.model)
         STR("--tokenizer", o.tokenizer)
+        STR("--vae", o.vae)
         STR("--clip", o.clip)
         STR("--input", o.input)
         STR("--output", o.output)

@@ -21,6 +21,7 @@ static const struct {
     run_fn fn;
 } components[] = {
     {"text_encoder", run_clip_text},
+    {"text_encoder_2", run_clip_text},
     {"clip_text", run_clip_text},
     {"clip_vision", run_clip_vision},
     {"vae_encoder", run_vae},

@@ -2,6 +2,10 @@
  * transformers forward() arguments and outputs:
  *   text_encoder  input_ids [B, L] (I32/I64) [+ clip_skip, an integer scalar] -> last_hidden_state
  *                 [B, L, D], pooler_output [B, D]          (CLIPTextModel; SD's text encoder)
+ *   text_encoder_2 input_ids [+ clip_skip] -> last_hidden_state [B, L, D], penultimate [B, L, D]
+ *                 (hidden_states[-2]: after layer N - 1, no final_layer_norm), text_embeds [B, P],
+ *                 pooler_output [B, D]                    (SDXL's CLIPTextModelWithProjection)
+ *                 text_encoder also writes penultimate (SDXL's first encoder uses it)
  *   clip_text     input_ids -> text_embeds [B, P], last_hidden_state, pooler_output
  *                                                           (CLIPModel.get_text_features)
  *   clip_vision   pixel_values [B, 3, S, S] (CLIP-normalised) -> image_embeds [B, P],
@@ -54,17 +58,22 @@ static da_status read_clip_skip(const run_ctx *ctx, int *out, da_error *err) {
 }
 
 static da_status run_text(run_ctx *ctx, const char *component, da_error *err) {
-    bool sd = !strcmp(component, "text_encoder");
+    const bool te2 = !strcmp(component, "text_encoder_2");
+    const bool sd = te2 || !strcmp(component, "text_encoder");
+    const da_component comp = te2 ? DA_COMP_TEXT_ENCODER_2 : sd ? DA_COMP_COUNT : DA_COMP_CLIP;
     static const char *const sd_inputs[] = {"input_ids", "clip_skip", NULL}, *const clip_inputs[] = {"input_ids", NULL};
     if (check_input_names(ctx, component, sd ? sd_inputs : clip_inputs, err)) return err->code;
     if (!sd && !da_model_has(ctx->model, DA_COMP_CLIP))
         return da_err_set(err, DA_ERR_INVALID_ARG, "%s: component %s needs a CLIPModel folder (text_projection)",
                           ctx->model_path, component);
+    if (te2 && !da_model_has(ctx->model, DA_COMP_TEXT_ENCODER_2))
+        return da_err_set(err, DA_ERR_INVALID_ARG, "%s: component %s needs an SDXL model (or its text_encoder_2 folder)",
+                          ctx->model_path, component);
     da_clip_text *t = NULL;
     int32_t *ids = NULL;
-    float *hid = NULL, *pool = NULL, *emb = NULL;
+    float *hid = NULL, *pen = NULL, *pool = NULL, *emb = NULL;
     da_arena a = {0};
-    da_status st = da_clip_text_load(ctx->model, sd ? DA_COMP_COUNT : DA_COMP_CLIP, &t, err);
+    da_status st = da_clip_text_load(ctx->model, comp, &t, err);
     if (st) return st;
     const da_clip_text_config *c = da_clip_text_cfg(t);
     int64_t dims[2] = {-1, -1};
@@ -77,23 +86,26 @@ static da_status run_text(run_ctx *ctx, const char *component, da_error *err) {
         goto done;
     }
     if (sd && (st = read_clip_skip(ctx, &o.clip_skip, err))) goto done;
+    const bool want_emb = te2 || !sd; /* text_encoder on a CLIPModel folder stays the SD output set */
     int B = (int)dims[0], L = (int)dims[1], D = c->hidden_size, P = da_clip_text_projection_dim(t);
     hid = da_malloc((size_t)B * L * D * sizeof(float), err);
+    pen = sd ? da_malloc((size_t)B * L * D * sizeof(float), err) : NULL;
     pool = da_malloc((size_t)B * D * sizeof(float), err);
-    emb = sd ? NULL : da_malloc((size_t)B * P * sizeof(float), err);
-    if (!hid || !pool || (!sd && !emb)) {
+    emb = want_emb ? da_malloc((size_t)B * P * sizeof(float), err) : NULL;
+    if (!hid || (sd && !pen) || !pool || (want_emb && !emb)) {
         st = DA_ERR_NOMEM;
         goto done;
     }
-    da_clip_text_out out = {hid, pool, emb};
+    da_clip_text_out out = {.last_hidden_state = hid, .penultimate = pen, .pooler_output = pool, .text_embeds = emb};
     if ((st = da_clip_text_forward(t, ctx->be, &a, ids, B, L, &o, &out, err))) goto done;
     int64_t hd[3] = {B, L, D}, pd[2] = {B, D}, ed[2] = {B, P};
     if ((st = run_output(ctx, "last_hidden_state", 3, hd, hid, err)) ||
         (st = run_output(ctx, "pooler_output", 2, pd, pool, err)))
         goto done;
-    if (!sd) st = run_output(ctx, "text_embeds", 2, ed, emb, err);
+    if (sd && (st = run_output(ctx, "penultimate", 3, hd, pen, err))) goto done;
+    if (want_emb) st = run_output(ctx, "text_embeds", 2, ed, emb, err);
 done:
-    free(ids), free(hid), free(pool), free(emb);
+    free(ids), free(hid), free(pen), free(pool), free(emb);
     da_arena_free(&a);
     da_clip_text_free(t);
     return st;

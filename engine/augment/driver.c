@@ -73,7 +73,7 @@ void da_augment_opts_init(da_augment_opts *o, da_recipe r) {
     o->blip_max_tokens = 30;
     switch (r) {
     case DA_RECIPE_DIFFUSEMIX: o->steps = 100, o->size = 256, o->sampler = DA_SAMPLER_EULER_A; break;
-    case DA_RECIPE_DIFFCOREMIX: o->steps = 50, o->size = 512, o->sampler = DA_SAMPLER_DDIM; break;
+    case DA_RECIPE_DIFFCOREMIX: o->steps = 50, o->size = 512, o->sampler = DA_AUG_SAMPLER_AUTO; break;
     default: o->steps = 50, o->size = 512, o->sampler = DA_SAMPLER_DDIM; break;
     }
 }
@@ -191,7 +191,7 @@ static da_status step_hook(void *ctx, int step, int n_steps, const float *latent
 void da_aug_gen_params(const da_aug_ctx *c, da_gen_mode mode, da_gen_params *p) {
     da_gen_params_init(p);
     p->mode = mode;
-    p->sampler = (da_sampler_kind)c->o->sampler;
+    p->sampler = (da_sampler_kind)c->sampler;
     p->steps = c->o->steps;
     p->width = p->height = c->o->size;
     p->strength = (float)c->o->strength;
@@ -309,7 +309,7 @@ da_status da_aug_clip_image(da_aug_ctx *c, const da_image *im, float *emb, da_er
 }
 
 da_status da_aug_clip_text(da_aug_ctx *c, const char *prompt, float *emb, da_error *err) {
-    da_clip_text_out out = {NULL, NULL, emb};
+    da_clip_text_out out = {.text_embeds = emb};
     da_status st = da_clip_text_encode_prompts(c->ct, c->cbe, &c->carena, c->ctok, &prompt, 1, NULL, &out, err);
     if (st) {
         da_err_prefix(err, "CLIP text embedding (%s)", c->o->clip);
@@ -498,7 +498,8 @@ static da_status check_opts(const da_augment_opts *o, da_error *err) {
     if (o->steps < 1 || o->steps > 1000) return da_err_set(err, DA_ERR_INVALID_ARG, "--steps %d: must be 1..1000", o->steps);
     if (o->size < 8 || o->size > 4096 || o->size % 8)
         return da_err_set(err, DA_ERR_INVALID_ARG, "--size %d: must be a multiple of 8 in 8..4096", o->size);
-    if (o->sampler < 0 || o->sampler >= DA_SAMPLER_COUNT) return da_err_set(err, DA_ERR_INVALID_ARG, "bad sampler");
+    if (o->sampler < DA_AUG_SAMPLER_AUTO || o->sampler >= DA_SAMPLER_COUNT)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "bad sampler");
     if (o->shard.count < 1 || o->shard.index >= o->shard.count)
         return da_err_set(err, DA_ERR_INVALID_ARG, "--shard %u/%u: need 0 <= I < N", o->shard.index, o->shard.count);
     if (o->sheet_rows < 0 || o->sheet_rows > 256) return da_err_set(err, DA_ERR_INVALID_ARG, "--sheet rows must be 0..256");
@@ -541,6 +542,7 @@ da_status da_augment_run(const da_augment_opts *o, da_augment_result *res, da_er
     da_sd_options_init(&so);
     so.model = o->model;
     so.tokenizer = o->tokenizer;
+    so.vae = o->vae;
     so.backend = o->backend ? o->backend : "cpu";
     so.threads = o->threads;
     if ((st = da_sd_open(&so, &c->sd, err))) {
@@ -557,9 +559,22 @@ da_status da_augment_run(const da_augment_opts *o, da_augment_result *res, da_er
     }
     if (o->recipe != DA_RECIPE_DIFFUSEMIX && in_ch != 4) {
         st = da_err_set(err, DA_ERR_INVALID_ARG,
-                        "--model %s: %s needs a text-to-image SD 1.x model (UNet with 4 input channels); this one has %d",
-                        o->model, da_recipe_name(o->recipe), in_ch);
+                        "--model %s: %s needs a text-to-image SD 1.x / SDXL model (UNet with 4 input channels); this "
+                        "one has %d", o->model, da_recipe_name(o->recipe), in_ch);
         goto done;
+    }
+    c->sampler = o->sampler != DA_AUG_SAMPLER_AUTO ? o->sampler
+                 : da_sd_model_sampling(c->sd)->edm   ? DA_SAMPLER_EDM_EULER
+                                                      : DA_SAMPLER_DDIM;
+    {
+        /* the sampler must suit the model (an EDM model takes EDM Euler only): refuse before any work */
+        da_gen_params gp;
+        da_sched_config sc;
+        da_aug_gen_params(c, DA_GEN_TXT2IMG, &gp);
+        if ((st = da_gen_sched_config(c->sd, &gp, &sc, err))) {
+            da_err_prefix(err, "--model %s", o->model);
+            goto done;
+        }
     }
     const char *sd_hash = da_sd_hash(c->sd);
     c->models[c->n_models++] = (da_model_hash){"model", sd_hash ? sd_hash : ""};

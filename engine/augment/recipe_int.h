@@ -39,6 +39,7 @@ typedef struct da_aug_ctx {
     const da_augment_opts *o;
     da_dataset *ds;
     da_sd *sd;
+    int sampler; /* the sampler in force (o->sampler, DA_AUG_SAMPLER_AUTO resolved for the model) */
     /* CLIP (DiffCoRe-Mix, SGID) */
     da_model_file *clip_m;
     da_clip_vision *cv;

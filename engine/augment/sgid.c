@@ -229,7 +229,7 @@ da_status da_aug_sgid(da_aug_ctx *c, da_error *err) {
             da_manifest_rec r;
             da_manifest_rec_init(&r);
             r.unit_id = u->id, r.unit_index = u->index, r.source = di->rel, r.class_name = c->ds->classes[u->cls].name;
-            r.prompt = prompt, r.negative_prompt = "", r.sampler = da_aug_sampler_name(o->sampler), r.steps = o->steps;
+            r.prompt = prompt, r.negative_prompt = "", r.sampler = da_aug_sampler_name(c->sampler), r.steps = o->steps;
             r.strength = o->strength, r.notes = note;
             da_image raw = {0};
             bool ok;
@@ -302,7 +302,7 @@ da_status da_aug_sgid(da_aug_ctx *c, da_error *err) {
                 da_manifest_rec r;
                 da_manifest_rec_init(&r);
                 r.unit_id = u->id, r.unit_index = u->index, r.source = di->rel, r.class_name = c->ds->classes[u->cls].name;
-                r.prompt = prompts[k], r.negative_prompt = "", r.sampler = da_aug_sampler_name(o->sampler);
+                r.prompt = prompts[k], r.negative_prompt = "", r.sampler = da_aug_sampler_name(c->sampler);
                 r.steps = o->steps, r.guidance = items[k].guidance, r.strength = o->strength, r.filter_score = sim[k];
                 r.kept = true, r.output = name, r.notes = notes[k];
                 st = da_aug_record(c, &r, err);
