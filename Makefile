@@ -194,7 +194,8 @@ $(BUILD)/tests/test_cuda_emu: $(BUILD)/obj/tests/test_cuda_emu.o $(EMU_OBJ) $(TE
 
 # ---- demo ----------------------------------------------------------------------------------------
 # The whole augmentation pipeline on tiny random-weight models (seconds on 2 cores): a synthetic
-# 3-class dataset, then DiffuseMix, DiffCoRe-Mix and SGID over it, each with its manifest and a
+# 3-class dataset, then DiffuseMix, DiffCoRe-Mix (on SD 1.x, labelled deviations, and on a CosXL-style
+# tiny SDXL file: EDM Euler v-prediction, no deviation) and SGID over it, each with its manifest and a
 # contact sheet (original | generated | hybrid | final). Random weights give noise-like images;
 # weights/README.md has the real files and command lines. OMP_WAIT_POLICY=passive: on a busy
 # 2-core host libgomp's spinning barriers made tiny models 10x slower (docs/RECIPES.md).
@@ -209,6 +210,8 @@ demo: deps
 	$(CLI) mkmodel --config tiny-ip2p --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-ip2p; \
 	$(CLI) mkmodel --config tiny-sd15 --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-sd15; \
 	$(CLI) mkmodel --config tiny-clip-vit-b32 --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-clip; \
+	$(CLI) mkmodel --config tiny-sdxl --layout single --cosxl -o $(DEMO)/models/tiny-cosxl.safetensors; \
+	$(CLI) mkmodel --config tiny-sdxl --layout diffusers --seed 1 -o $(DEMO)/models/tiny-sdxl-vae; \
 	$(CLI) mkdataset --classes 3 --per-class 4 --size 64 --seed 1 -o $(DEMO)/dataset; \
 	$(CLI) sheet --cols 4 --cell 96 -o $(DEMO)/dataset.png $(DEMO)/dataset/*/*; \
 	echo "== DiffuseMix (InstructPix2Pix edits + 20 px ramp hybrid + fractal blend)"; \
@@ -219,12 +222,19 @@ demo: deps
 	$(DEMO_ENV) $(CLI) augment --recipe diffcoremix --model $(DEMO)/models/tiny-sd15 --clip $(DEMO)/models/tiny-clip \
 	    --input $(DEMO)/dataset --output $(DEMO)/diffcoremix --noun shape --budget 1 --size 64 --steps $(DEMO_STEPS) \
 	    --batch 4 --intermediates --sheet 6; \
+	echo "== DiffCoRe-Mix on CosXL (tiny SDXL with the edm_vpred markers: EDM Euler v-prediction, CFG 12; --vae as the fp16-fix VAE)"; \
+	$(DEMO_ENV) $(CLI) augment --recipe diffcoremix --model $(DEMO)/models/tiny-cosxl.safetensors --tokenizer $(DEMO_VOCAB) \
+	    --vae $(DEMO)/models/tiny-sdxl-vae/vae --clip $(DEMO)/models/tiny-clip --input $(DEMO)/dataset \
+	    --output $(DEMO)/diffcoremix-cosxl --noun shape --budget 1 --size 64 --steps $(DEMO_STEPS) --ref-first \
+	    --batch 4 --intermediates --sheet 6; \
+	if grep -q '"deviations":\[\]' $(DEMO)/diffcoremix-cosxl/manifest.jsonl; then echo "   (manifest: no deviation)"; \
+	else echo "demo: the CosXL DiffCoRe-Mix manifest records a deviation"; exit 1; fi; \
 	echo "== SGID (img2img, guidance from CLIP similarity)"; \
 	$(DEMO_ENV) $(CLI) augment --recipe sgid --model $(DEMO)/models/tiny-sd15 --clip $(DEMO)/models/tiny-clip \
 	    --input $(DEMO)/dataset --output $(DEMO)/sgid --size 64 --steps $(DEMO_STEPS) --batch 4 --sheet 6; \
 	echo; echo "demo finished in $$(( $$(date +%s) - start )) s:"; \
 	echo "  dataset      $(DEMO)/dataset  (sheet $(DEMO)/dataset.png)"; \
-	for r in diffusemix diffcoremix sgid; do \
+	for r in diffusemix diffcoremix diffcoremix-cosxl sgid; do \
 	  echo "  $$r outputs $(DEMO)/$$r  manifest $(DEMO)/$$r/manifest.jsonl  summary $(DEMO)/$$r/summary.json  sheet $(DEMO)/$$r/sheet.png"; \
 	done; \
 	echo; \

@@ -217,7 +217,7 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
     if (layout == DA_LAYOUT_DIFFUSERS) st = da_st_writer_meta(w, "format", "pt", err);
     for (size_t i = 0; i < n && !st; i++) {
         const da_tensor_spec *t = da_spec_at(spec, i);
-        if (layout == DA_LAYOUT_SINGLE ? !t->ldm_name : (t->comp != comp || t->single_only)) continue;
+        if (t->optional || (layout == DA_LAYOUT_SINGLE ? !t->ldm_name : (t->comp != comp || t->single_only))) continue;
         int rank;
         const int64_t *shape;
         da_spec_shape(t, layout, &rank, &shape);
@@ -244,6 +244,12 @@ static da_status write_weights(const da_spec *spec, const da_mkmodel_params *p, 
         c->dtype = t->fixed_dtype != DA_DTYPE_COUNT ? t->fixed_dtype : p->dtype;
         st = da_st_writer_add_lazy(w, da_spec_key(t, layout), c->dtype, rank, shape, fill_tensor, c, err);
     }
+    /* CosXL's sampling markers, top-level F32 scalars */
+    static const float cosxl_sigma[2] = {120.0f, 0.002f};
+    if (!st && layout == DA_LAYOUT_SINGLE && p->cosxl)
+        st = da_st_writer_add(w, "edm_vpred.sigma_max", DA_F32, 0, NULL, &cosxl_sigma[0], 4, false, err);
+    if (!st && layout == DA_LAYOUT_SINGLE && p->cosxl)
+        st = da_st_writer_add(w, "edm_vpred.sigma_min", DA_F32, 0, NULL, &cosxl_sigma[1], 4, false, err);
     if (!st) st = da_st_writer_write(w, path, err);
     da_st_writer_free(w);
     free(ctx);
@@ -418,6 +424,17 @@ static da_status clip_preprocessor_json(const da_model_config *cfg, const char *
     return write_buf(&b, dir, "preprocessor_config.json", err);
 }
 
+/* CosXL as diffusers runs it (stabilityai/cosxl model card): EDMEulerScheduler(sigma_min=0.002,
+ * sigma_max=120.0, sigma_data=1.0, prediction_type="v_prediction", sigma_schedule="exponential"). */
+static da_status cosxl_scheduler_json(const char *dir, da_error *err) {
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"_class_name\": \"EDMEulerScheduler\",\n  \"_diffusers_version\": \"0.42.1\",\n");
+    da_buf_printf(&b, "  \"final_sigmas_type\": \"zero\",\n  \"num_train_timesteps\": 1000,\n");
+    da_buf_printf(&b, "  \"prediction_type\": \"v_prediction\",\n  \"rho\": 7.0,\n  \"sigma_data\": 1.0,\n");
+    da_buf_printf(&b, "  \"sigma_max\": 120.0,\n  \"sigma_min\": 0.002,\n  \"sigma_schedule\": \"exponential\"\n}\n");
+    return write_buf(&b, dir, "scheduler_config.json", err);
+}
+
 static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_error *err) {
     da_buf b = {0};
     if (cfg->family == DA_FAMILY_IP2P) {
@@ -439,11 +456,11 @@ static da_status scheduler_json(const da_model_config *cfg, const char *dir, da_
 }
 
 /* StableDiffusionXLPipeline's model_index.json (stable-diffusion-xl-base-1.0). */
-static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *err) {
+static da_status model_index_xl_json(bool tokenizer, bool cosxl, const char *dir, da_error *err) {
     da_buf b = {0};
     da_buf_printf(&b, "{\n  \"_class_name\": \"StableDiffusionXLPipeline\",\n  \"_diffusers_version\": \"0.19.0\",\n");
     da_buf_printf(&b, "  \"force_zeros_for_empty_prompt\": true,\n");
-    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"EulerDiscreteScheduler\"],\n");
+    da_buf_printf(&b, "  \"scheduler\": [\"diffusers\", \"%s\"],\n", cosxl ? "EDMEulerScheduler" : "EulerDiscreteScheduler");
     da_buf_printf(&b, "  \"text_encoder\": [\"transformers\", \"CLIPTextModel\"],\n");
     da_buf_printf(&b, "  \"text_encoder_2\": [\"transformers\", \"CLIPTextModelWithProjection\"],\n");
     if (tokenizer)
@@ -454,8 +471,8 @@ static da_status model_index_xl_json(bool tokenizer, const char *dir, da_error *
     return write_buf(&b, dir, "model_index.json", err);
 }
 
-static da_status model_index_json(const da_model_config *cfg, bool tokenizer, const char *dir, da_error *err) {
-    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, dir, err);
+static da_status model_index_json(const da_model_config *cfg, bool tokenizer, bool cosxl, const char *dir, da_error *err) {
+    if (cfg->family == DA_FAMILY_SDXL) return model_index_xl_json(tokenizer, cosxl, dir, err);
     da_buf b = {0};
     bool ip2p = cfg->family == DA_FAMILY_IP2P;
     da_buf_printf(&b, "{\n  \"_class_name\": \"%s\",\n  \"_diffusers_version\": \"0.6.0\",\n",
@@ -499,6 +516,140 @@ static da_status tokenizer_files(const char *vocab_dir, const char *dir, int max
     return write_buf(&b, dir, "special_tokens_map.json", err);
 }
 
+/* ---- BLIP ------------------------------------------------------------------------------------ */
+
+static da_status blip_config_json(const da_model_config *cfg, da_dtype dt, const char *dir, da_error *err) {
+    const da_clip_vision_config *v = &cfg->vision;
+    const da_blip_text_config *t = &cfg->blip_text;
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"architectures\": [\"BlipForConditionalGeneration\"],\n  \"dtype\": \"%s\",\n",
+                  torch_dtype_name(dt));
+    da_buf_printf(&b, "  \"image_text_hidden_size\": 256,\n  \"initializer_factor\": 1.0,\n  \"initializer_range\": 0.02,\n");
+    da_buf_printf(&b, "  \"label_smoothing\": 0.0,\n  \"logit_scale_init_value\": %.7g,\n  \"model_type\": \"blip\",\n",
+                  (double)cfg->logit_scale_init);
+    da_buf_printf(&b, "  \"projection_dim\": %d,\n  \"text_config\": {\n", cfg->projection_dim);
+    da_buf_printf(&b, "    \"attention_probs_dropout_prob\": 0.0,\n    \"bos_token_id\": %d,\n    \"encoder_hidden_size\": %d,\n",
+                  t->bos_token_id, t->encoder_hidden_size);
+    da_buf_printf(&b, "    \"eos_token_id\": %d,\n    \"hidden_act\": \"%s\",\n    \"hidden_dropout_prob\": 0.0,\n",
+                  t->eos_token_id, t->hidden_act);
+    da_buf_printf(&b, "    \"hidden_size\": %d,\n    \"initializer_range\": 0.02,\n    \"intermediate_size\": %d,\n",
+                  t->hidden_size, t->intermediate_size);
+    da_buf_printf(&b, "    \"is_decoder\": true,\n    \"label_smoothing\": 0.0,\n    \"layer_norm_eps\": %.7g,\n",
+                  (double)t->layer_norm_eps);
+    da_buf_printf(&b, "    \"max_position_embeddings\": %d,\n    \"model_type\": \"blip_text_model\",\n", t->max_positions);
+    da_buf_printf(&b, "    \"num_attention_heads\": %d,\n    \"num_hidden_layers\": %d,\n    \"pad_token_id\": %d,\n",
+                  t->num_heads, t->num_layers, t->pad_token_id);
+    da_buf_printf(&b, "    \"projection_dim\": %d,\n    \"sep_token_id\": %d,\n    \"tie_word_embeddings\": true,\n",
+                  t->projection_dim, t->sep_token_id);
+    da_buf_printf(&b, "    \"use_cache\": true,\n    \"vocab_size\": %d\n  },\n  \"tie_word_embeddings\": true,\n",
+                  t->vocab_size);
+    da_buf_printf(&b, "  \"vision_config\": {\n    \"attention_dropout\": 0.0,\n    \"hidden_act\": \"%s\",\n", v->hidden_act);
+    da_buf_printf(&b, "    \"hidden_size\": %d,\n    \"image_size\": %d,\n    \"initializer_range\": 1e-10,\n",
+                  v->hidden_size, v->image_size);
+    da_buf_printf(&b, "    \"intermediate_size\": %d,\n    \"layer_norm_eps\": %.7g,\n    \"model_type\": \"blip_vision_model\",\n",
+                  v->intermediate_size, (double)v->layer_norm_eps);
+    da_buf_printf(&b, "    \"num_attention_heads\": %d,\n    \"num_hidden_layers\": %d,\n    \"patch_size\": %d,\n",
+                  v->num_heads, v->num_layers, v->patch_size);
+    da_buf_printf(&b, "    \"projection_dim\": %d\n  }\n}\n", v->projection_dim);
+    return write_buf(&b, dir, "config.json", err);
+}
+
+static da_status blip_preprocessor_json(const da_model_config *cfg, const char *dir, da_error *err) {
+    da_buf b = {0};
+    int s = cfg->vision.image_size;
+    da_buf_printf(&b, "{\n  \"do_convert_rgb\": true,\n  \"do_normalize\": true,\n  \"do_rescale\": true,\n");
+    da_buf_printf(&b, "  \"do_resize\": true,\n  \"image_mean\": [0.48145466, 0.4578275, 0.40821073],\n");
+    da_buf_printf(&b, "  \"image_processor_type\": \"BlipImageProcessor\",\n");
+    da_buf_printf(&b, "  \"image_std\": [0.26862954, 0.26130258, 0.27577711],\n  \"processor_class\": \"BlipProcessor\",\n");
+    da_buf_printf(&b, "  \"resample\": 3,\n  \"rescale_factor\": 0.00392156862745098,\n");
+    da_buf_printf(&b, "  \"size\": {\"height\": %d, \"width\": %d}\n}\n", s, s);
+    return write_buf(&b, dir, "preprocessor_config.json", err);
+}
+
+/* BLIP's tokenizer: bert-base-uncased's vocab.txt with [DEC] (bos) and [ENC] added after it when
+ * the file lacks them, as Salesforce's BlipProcessor folders do. */
+typedef struct blip_vocab {
+    char *data;
+    size_t len;
+    int n_lines;
+    int id_of[7]; /* [PAD] [UNK] [CLS] [SEP] [MASK] [DEC] [ENC]; -1 absent */
+} blip_vocab;
+static const char *const blip_special[7] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]"};
+
+static da_status blip_vocab_read(const char *vocab_dir, blip_vocab *v, da_error *err) {
+    memset(v, 0, sizeof *v);
+    char *p = da_path_join(vocab_dir, "vocab.txt");
+    if (!p) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    da_status st = da_read_file(p, &v->data, &v->len, err);
+    if (st) {
+        da_err_prefix(err, "--vocab (BLIP wants a folder with bert-base-uncased's vocab.txt)");
+        free(p);
+        return st;
+    }
+    for (int i = 0; i < 7; i++) v->id_of[i] = -1;
+    size_t a = 0;
+    while (a < v->len) {
+        size_t e = a;
+        while (e < v->len && v->data[e] != '\n') e++;
+        size_t n = e - a;
+        if (n && v->data[a + n - 1] == '\r') n--;
+        for (int i = 0; i < 7; i++)
+            if (v->id_of[i] < 0 && n == strlen(blip_special[i]) && !memcmp(v->data + a, blip_special[i], n))
+                v->id_of[i] = v->n_lines;
+        v->n_lines++;
+        a = e + 1;
+    }
+    for (int i = 0; i < 5 && !st; i++)
+        if (v->id_of[i] < 0) st = da_err_set(err, DA_ERR_FORMAT, "%s: no %s token (not a BERT vocabulary)", p, blip_special[i]);
+    free(p);
+    if (st) {
+        free(v->data);
+        v->data = NULL;
+        return st;
+    }
+    int next = v->n_lines;
+    for (int i = 5; i < 7; i++)
+        if (v->id_of[i] < 0) v->id_of[i] = next++;
+    v->n_lines = next; /* the vocabulary size, added tokens included */
+    return DA_OK;
+}
+
+static da_status blip_tokenizer_files(const blip_vocab *v, const char *dir, int max_len, da_error *err) {
+    char *dst = da_path_join(dir, "vocab.txt");
+    if (!dst) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    da_status st = da_write_file_atomic(dst, v->data, v->len, err);
+    free(dst);
+    if (st) return st;
+    da_buf b = {0};
+    da_buf_printf(&b, "{\n  \"added_tokens_decoder\": {");
+    int order[7];
+    for (int i = 0; i < 7; i++) order[i] = i;
+    for (int i = 1; i < 7; i++) /* by id, as transformers writes them */
+        for (int j = i; j > 0 && v->id_of[order[j]] < v->id_of[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (int k = 0; k < 7; k++) {
+        int i = order[k];
+        da_buf_printf(&b, "%s\n    \"%d\": {\"content\": \"%s\", \"lstrip\": false, \"normalized\": false, "
+                      "\"rstrip\": false, \"single_word\": false, \"special\": true}", k ? "," : "", v->id_of[i],
+                      blip_special[i]);
+    }
+    da_buf_printf(&b, "\n  },\n  \"additional_special_tokens\": [\"[ENC]\"],\n  \"bos_token\": \"[DEC]\",\n");
+    da_buf_printf(&b, "  \"clean_up_tokenization_spaces\": true,\n  \"cls_token\": \"[CLS]\",\n  \"do_basic_tokenize\": true,\n");
+    da_buf_printf(&b, "  \"do_lower_case\": true,\n  \"mask_token\": \"[MASK]\",\n  \"model_max_length\": %d,\n", max_len);
+    da_buf_printf(&b, "  \"never_split\": null,\n  \"pad_token\": \"[PAD]\",\n  \"processor_class\": \"BlipProcessor\",\n");
+    da_buf_printf(&b, "  \"sep_token\": \"[SEP]\",\n  \"strip_accents\": null,\n  \"tokenize_chinese_chars\": true,\n");
+    da_buf_printf(&b, "  \"tokenizer_class\": \"BertTokenizer\",\n  \"unk_token\": \"[UNK]\"\n}\n");
+    st = write_buf(&b, dir, "tokenizer_config.json", err);
+    if (st) return st;
+    da_buf_printf(&b, "{\n  \"additional_special_tokens\": [\"[ENC]\"],\n  \"bos_token\": \"[DEC]\",\n  \"cls_token\": \"[CLS]\",\n");
+    da_buf_printf(&b, "  \"mask_token\": \"[MASK]\",\n  \"pad_token\": \"[PAD]\",\n  \"sep_token\": \"[SEP]\",\n");
+    da_buf_printf(&b, "  \"unk_token\": \"[UNK]\"\n}\n");
+    return write_buf(&b, dir, "special_tokens_map.json", err);
+}
+
 /* Make dir/sub, write its config (cfg_fn) and weights (file name wname, component comp). */
 static da_status component_folder(const da_spec *spec, const da_mkmodel_params *p, const char *dir, const char *sub,
                                   da_status (*cfg_fn)(const da_model_config *, da_dtype, const char *, da_error *),
@@ -522,12 +673,29 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
     if (p->dtype != DA_F32 && p->dtype != DA_F16 && p->dtype != DA_BF16)
         return da_err_set(err, DA_ERR_DTYPE, "mkmodel writes F32, F16 or BF16, not %s", da_dtype_name(p->dtype));
     if (!(p->jitter >= 0 && p->jitter < 1)) return da_err_set(err, DA_ERR_INVALID_ARG, "jitter must be in [0, 1)");
-    if (p->layout == DA_LAYOUT_SINGLE && cfg.family == DA_FAMILY_CLIP)
-        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: CLIP models ship as transformers folders; there is no single-file layout",
-                          cfg.name);
+    if (p->cosxl && cfg.family != DA_FAMILY_SDXL)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "--cosxl marks SDXL models; %s is a %s model", cfg.name,
+                          da_family_name(cfg.family));
+    if (p->layout == DA_LAYOUT_SINGLE && (cfg.family == DA_FAMILY_CLIP || cfg.family == DA_FAMILY_BLIP))
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: %s models ship as transformers folders; there is no single-file layout",
+                          cfg.name, da_family_name(cfg.family));
+    blip_vocab bv = {0};
+    if (cfg.family == DA_FAMILY_BLIP && p->vocab_dir) {
+        /* the model's vocabulary and special ids follow the tokenizer it ships with */
+        da_status vs = blip_vocab_read(p->vocab_dir, &bv, err);
+        if (vs) return vs;
+        cfg.blip_text.vocab_size = bv.n_lines;
+        cfg.blip_text.pad_token_id = bv.id_of[0];
+        cfg.blip_text.sep_token_id = bv.id_of[3];
+        cfg.blip_text.bos_token_id = bv.id_of[5];
+        if (cfg.blip_text.eos_token_id >= bv.n_lines) cfg.blip_text.eos_token_id = bv.id_of[3];
+    }
     da_spec *spec;
     da_status st = da_spec_build(&cfg, &spec, err);
-    if (st) return st;
+    if (st) {
+        free(bv.data);
+        return st;
+    }
     if (p->layout == DA_LAYOUT_SINGLE) {
         st = write_weights(spec, p, DA_LAYOUT_SINGLE, DA_COMP_COUNT, path, err);
         da_spec_free(spec);
@@ -540,6 +708,13 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
         if (!st) st = clip_preprocessor_json(&cfg, path, err);
         if (!st) st = write_weights(spec, p, DA_LAYOUT_DIFFUSERS, DA_COMP_CLIP, w, err);
         if (!st && p->vocab_dir) st = tokenizer_files(p->vocab_dir, path, cfg.text.max_positions, "<|endoftext|>", err);
+        free(w);
+    } else if (!st && cfg.family == DA_FAMILY_BLIP) {
+        char *w = da_path_join(path, "model.safetensors");
+        st = w ? blip_config_json(&cfg, p->dtype, path, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+        if (!st) st = blip_preprocessor_json(&cfg, path, err);
+        if (!st) st = write_weights(spec, p, DA_LAYOUT_DIFFUSERS, DA_COMP_BLIP, w, err);
+        if (!st && bv.data) st = blip_tokenizer_files(&bv, path, cfg.blip_text.max_positions, err);
         free(w);
     } else if (!st) {
         st = component_folder(spec, p, path, "unet", unet_config_json, "diffusion_pytorch_model.safetensors", DA_COMP_UNET,
@@ -555,7 +730,7 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
                                   DA_COMP_TEXT_ENCODER_2, err);
         char *sd = st ? NULL : da_path_join(path, "scheduler");
         if (!st) st = sd ? da_mkdirs(sd, err) : da_err_set(err, DA_ERR_NOMEM, "out of memory");
-        if (!st) st = scheduler_json(&cfg, sd, err);
+        if (!st) st = p->cosxl ? cosxl_scheduler_json(sd, err) : scheduler_json(&cfg, sd, err);
         free(sd);
         if (!st && p->vocab_dir) {
             char *td = da_path_join(path, "tokenizer");
@@ -569,8 +744,9 @@ da_status da_mkmodel(const da_mkmodel_params *p, const char *path, da_error *err
                 free(td);
             }
         }
-        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, path, err);
+        if (!st) st = model_index_json(&cfg, p->vocab_dir != NULL, p->cosxl, path, err);
     }
+    free(bv.data);
     da_spec_free(spec);
     return st;
 }

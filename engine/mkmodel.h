@@ -23,6 +23,10 @@ typedef struct da_mkmodel_params {
     const char *vocab_dir;       /* optional: folder with vocab.json + merges.txt, copied as tokenizer */
     float jitter;                /* 0: exact defaults; > 0: norm weights 1 + U(+-j), norm and zero-initialised
                                     biases U(+-j), so tests can see a loader that drops them */
+    bool cosxl;                  /* SDXL only: mark the model as CosXL (EDM v-prediction, sigma 0.002..120):
+                                    single file: the 0-d F32 tensors edm_vpred.sigma_max / edm_vpred.sigma_min
+                                    (as ComfyUI saves them); folder: an EDMEulerScheduler scheduler_config.json
+                                    (the CosXL model card's settings) */
 } da_mkmodel_params;
 
 void da_mkmodel_params_init(da_mkmodel_params *p); /* sd15-less defaults: layout diffusers, f32, seed 0 */

@@ -8,11 +8,13 @@
  */
 #include "modelfile.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "json.h"
 #include "util.h"
 
@@ -23,6 +25,7 @@ const char *da_model_kind_name(da_model_kind k) {
     case DA_KIND_CLIP_FOLDER: return "transformers CLIP folder";
     case DA_KIND_COMPONENT_FOLDER: return "component folder";
     case DA_KIND_COMPONENT_FILE: return "component file";
+    case DA_KIND_BLIP_FOLDER: return "transformers BLIP folder";
     }
     return "?";
 }
@@ -46,6 +49,7 @@ const da_model_part *da_model_part_of(const da_model_file *m, da_component c) {
 bool da_model_has(const da_model_file *m, da_component c) {
     if (m->component != DA_COMP_COUNT) return c == m->component;
     if (m->kind == DA_KIND_CLIP_FOLDER) return c == DA_COMP_CLIP;
+    if (m->kind == DA_KIND_BLIP_FOLDER) return c == DA_COMP_BLIP;
     if (c == DA_COMP_TEXT_ENCODER_2) return m->cfg.family == DA_FAMILY_SDXL && m->kind != DA_KIND_CLIP_FOLDER;
     if (m->kind == DA_KIND_SD_SINGLE) return c != DA_COMP_CLIP;
     return c == DA_COMP_UNET || c == DA_COMP_VAE || c == DA_COMP_TEXT_ENCODER;
@@ -500,6 +504,51 @@ static void vision_from_json(const da_json *j, da_clip_vision_config *v) {
     v->projection_dim = jint(j, "projection_dim", 512);
 }
 
+/* transformers BlipConfig (BlipForConditionalGeneration): defaults = the class defaults, except
+ * that BlipConfig sets text_config.encoder_hidden_size to the vision width, as __post_init__ does. */
+static da_status blip_from_json(const da_json *j, const char *path, da_model_config *c, da_error *err) {
+    static const da_json empty = {.type = DA_JSON_OBJECT};
+    const da_json *tc = da_json_get(j, "text_config"), *vc = da_json_get(j, "vision_config");
+    if (!tc || tc->type != DA_JSON_OBJECT) tc = &empty;
+    if (!vc || vc->type != DA_JSON_OBJECT) vc = &empty;
+    bool b;
+    if ((da_json_get_bool(j, "tie_word_embeddings", &b) && !b) || (da_json_get_bool(tc, "tie_word_embeddings", &b) && !b))
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: tie_word_embeddings false (an untied LM head) is not supported",
+                          path);
+    da_clip_vision_config *v = &c->vision;
+    v->image_size = jint(vc, "image_size", 384);
+    v->patch_size = jint(vc, "patch_size", 16);
+    v->num_channels = 3;
+    v->hidden_size = jint(vc, "hidden_size", 768);
+    v->num_layers = jint(vc, "num_hidden_layers", 12);
+    v->num_heads = jint(vc, "num_attention_heads", 12);
+    v->intermediate_size = jint(vc, "intermediate_size", 3072);
+    const char *act = da_json_get_str(vc, "hidden_act");
+    snprintf(v->hidden_act, sizeof v->hidden_act, "%s", act ? act : "gelu");
+    v->layer_norm_eps = jnum(vc, "layer_norm_eps", 1e-5f);
+    v->projection_dim = jint(vc, "projection_dim", 512);
+    da_blip_text_config *t = &c->blip_text;
+    t->vocab_size = jint(tc, "vocab_size", 30524);
+    t->hidden_size = jint(tc, "hidden_size", 768);
+    t->encoder_hidden_size = v->hidden_size;
+    t->num_layers = jint(tc, "num_hidden_layers", 12);
+    t->num_heads = jint(tc, "num_attention_heads", 8);
+    t->intermediate_size = jint(tc, "intermediate_size", 3072);
+    t->max_positions = jint(tc, "max_position_embeddings", 512);
+    act = da_json_get_str(tc, "hidden_act");
+    snprintf(t->hidden_act, sizeof t->hidden_act, "%s", act ? act : "gelu");
+    t->layer_norm_eps = jnum(tc, "layer_norm_eps", 1e-12f);
+    t->projection_dim = jint(tc, "projection_dim", 768);
+    t->bos_token_id = jint(tc, "bos_token_id", 30522);
+    t->eos_token_id = jint(tc, "eos_token_id", 2);
+    t->pad_token_id = jint(tc, "pad_token_id", 0);
+    t->sep_token_id = jint(tc, "sep_token_id", 102);
+    c->projection_dim = jint(j, "projection_dim", 512);
+    c->logit_scale_init = jnum(j, "logit_scale_init_value", 2.6592f);
+    c->family = DA_FAMILY_BLIP;
+    return DA_OK;
+}
+
 /* transformers >= 5 saves CLIPTextModel without the "text_model." prefix older versions (and the
  * released SD 1.x folders) use; both name the same tensors. */
 static void text_prefix_rule(da_model_part *p) {
@@ -567,6 +616,7 @@ static bool component_of_json(const da_json *j, da_component *c) {
     if (cls && !strcmp(cls, "UNet2DConditionModel")) *c = DA_COMP_UNET;
     else if (cls && !strcmp(cls, "AutoencoderKL")) *c = DA_COMP_VAE;
     else if ((mt && !strcmp(mt, "clip")) || (a0 && !strcmp(a0, "CLIPModel"))) *c = DA_COMP_CLIP;
+    else if ((mt && !strcmp(mt, "blip")) || (a0 && !strncmp(a0, "Blip", 4))) *c = DA_COMP_BLIP;
     else if (a0 && !strcmp(a0, "CLIPTextModelWithProjection")) *c = DA_COMP_TEXT_ENCODER_2;
     else if ((mt && !strcmp(mt, "clip_text_model")) || (a0 && !strcmp(a0, "CLIPTextModel"))) *c = DA_COMP_TEXT_ENCODER;
     else return false;
@@ -593,6 +643,16 @@ static da_status config_component_from_json(da_model_file *m, da_component c, co
         m->cfg.logit_scale_init = jnum(j, "logit_scale_init_value", 2.6592f);
         m->cfg.family = DA_FAMILY_CLIP;
         return DA_OK;
+    }
+    case DA_COMP_BLIP: {
+        const da_json *arch = da_json_get(j, "architectures");
+        const char *a0 = arch && arch->type == DA_JSON_ARRAY && arch->n && arch->items[0].type == DA_JSON_STRING
+                             ? arch->items[0].str
+                             : NULL;
+        if (a0 && strcmp(a0, "BlipForConditionalGeneration"))
+            return da_err_set(err, DA_ERR_UNSUPPORTED, "%s: %s is not supported (only the captioner, "
+                              "BlipForConditionalGeneration)", path, a0);
+        return blip_from_json(j, path, &m->cfg, err);
     }
     default: return da_err_set(err, DA_ERR_INVALID_ARG, "bad component");
     }
@@ -816,6 +876,58 @@ static da_status classify_file(da_model_file *m, da_error *err) {
 
 /* ---- verification ---------------------------------------------------------------------------- */
 
+/* The decimal a float32 marker was written from: the shortest %g form that reads back as the same
+ * float (0.002f -> 0.002, as numpy prints np.float32(0.002)), so a CosXL file's sigma_min is the
+ * 0.002 diffusers users pass, not 0.0020000000949949026. */
+static double f32_decimal(float f) {
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return f;
+}
+
+/* A single file's sampling marker (da_model_markers): recorded and true, or false for other keys.
+ * A marker with a value must be one finite positive float (rank 0 or [1]). */
+static bool marker_key(da_model_file *m, const da_model_part *part, const da_st_tensor *t, da_status *st,
+                       da_error *err) {
+    da_model_markers *k = &m->markers;
+    *st = DA_OK;
+    bool smax = !strcmp(t->name, "edm_vpred.sigma_max"), smin = !strcmp(t->name, "edm_vpred.sigma_min");
+    if (!strcmp(t->name, "v_pred")) k->v_pred = true;
+    else if (!strcmp(t->name, "ztsnr")) k->ztsnr = true;
+    else if (!strcmp(t->name, "edm_mean") || !strcmp(t->name, "edm_std")) k->edm_mean_std = true;
+    else if (!smax && !smin) return false;
+    if (!smax && !smin) return true;
+    double v = NAN;
+    if (t->numel == 1 && t->rank <= 1) {
+        if (t->dtype == DA_F32) {
+            float f;
+            memcpy(&f, t->data, 4);
+            v = f32_decimal(f);
+        } else if (t->dtype == DA_F16 || t->dtype == DA_BF16) {
+            uint16_t h;
+            float f;
+            memcpy(&h, t->data, 2);
+            if (t->dtype == DA_F16) dk_f16_to_f32_n(&f, &h, 1);
+            else dk_bf16_to_f32_n(&f, &h, 1);
+            v = f;
+        } else if (t->dtype == DA_F64) {
+            memcpy(&v, t->data, 8);
+        }
+    }
+    if (!(v > 0 && v < 1e6)) {
+        *st = da_err_set(err, DA_ERR_FORMAT, "%s: marker tensor '%s' must hold one positive float (ComfyUI writes a 0-d "
+                         "float32), not %s with %llu elements", part->path, t->name, da_dtype_name(t->dtype),
+                         (unsigned long long)t->numel);
+        return true;
+    }
+    if (smax) k->edm_vpred = true, k->sigma_max = v;
+    else k->sigma_min = v;
+    return true;
+}
+
 static bool is_float_dtype(da_dtype t) { return t == DA_F32 || t == DA_F16 || t == DA_BF16; }
 
 static da_status verify(da_model_file *m, da_error *err) {
@@ -836,6 +948,13 @@ static da_status verify(da_model_file *m, da_error *err) {
                 char key[600];
                 snprintf(key, sizeof key, "%s%s", m->parts[p].strip, t->name);
                 e = da_spec_map_key(s, DA_LAYOUT_DIFFUSERS, m->parts[p].comp, key);
+            }
+            if (!e && m->layout == DA_LAYOUT_SINGLE && m->n_parts == 1) {
+                da_status ms;
+                if (marker_key(m, &m->parts[p], t, &ms, err)) {
+                    if (ms) return ms;
+                    continue;
+                }
             }
             if (!e) {
                 if (da_model_key_ignorable(t->name)) {
@@ -865,7 +984,7 @@ static da_status verify(da_model_file *m, da_error *err) {
     m->n_tensors_expected = 0;
     for (size_t i = 0; i < da_spec_count(s); i++) {
         const da_tensor_spec *e = da_spec_at(s, i);
-        if (e->comp == DA_COMP_EXTRA || !da_model_has(m, e->comp)) continue;
+        if (e->comp == DA_COMP_EXTRA || e->optional || !da_model_has(m, e->comp)) continue;
         m->n_tensors_expected++;
         if (!da_model_tensor(m, e)) {
             if (!first) first = e;
@@ -934,17 +1053,20 @@ da_status da_model_open(const char *path, da_model_file **out, da_error *err) {
             st = load_json(cj, &j, err);
             if (!st && !component_of_json(j, &c))
                 st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: config.json describes no supported model (SD UNet, "
-                                "AutoencoderKL, CLIPTextModel, CLIPModel)", path);
+                                "AutoencoderKL, CLIPTextModel, CLIPModel, BlipForConditionalGeneration)", path);
             if (!st) {
                 m->layout = DA_LAYOUT_DIFFUSERS;
-                m->kind = c == DA_COMP_CLIP ? DA_KIND_CLIP_FOLDER : DA_KIND_COMPONENT_FOLDER;
-                m->component = c == DA_COMP_CLIP ? DA_COMP_COUNT : c;
+                bool whole = c == DA_COMP_CLIP || c == DA_COMP_BLIP;
+                m->kind = c == DA_COMP_CLIP   ? DA_KIND_CLIP_FOLDER
+                          : c == DA_COMP_BLIP ? DA_KIND_BLIP_FOLDER
+                                              : DA_KIND_COMPONENT_FOLDER;
+                m->component = whole ? DA_COMP_COUNT : c;
                 m->cfg_from_json = true;
                 st = config_component_from_json(m, c, j, cj, err);
                 if (!st) st = open_component_dir(m, c, path, err);
                 if (!st && c == DA_COMP_UNET) st = depth_from_tensors(m, err);
-                if (!st && c == DA_COMP_CLIP) {
-                    char *v = da_path_join(path, "vocab.json");
+                if (!st && (c == DA_COMP_CLIP || c == DA_COMP_BLIP)) {
+                    char *v = da_path_join(path, c == DA_COMP_BLIP ? "vocab.txt" : "vocab.json");
                     if (v && da_is_file(v)) m->tokenizer_dir = strdup(path);
                     free(v);
                 }

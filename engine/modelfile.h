@@ -8,6 +8,7 @@
  *   - a diffusers pipeline folder (model_index.json + unet/ vae/ text_encoder/ [text_encoder_2/]
  *     [tokenizer/ scheduler/]), SD 1.x, InstructPix2Pix or SDXL (StableDiffusionXLPipeline);
  *   - a transformers CLIPModel folder (config.json + model.safetensors);
+ *   - a transformers BlipForConditionalGeneration folder (config.json + model.safetensors [+ vocab.txt]);
  *   - one component: a folder with config.json + weights (unet/, vae/, text_encoder/), or a lone
  *     .safetensors file of a UNet / VAE (diffusers or ldm naming) / CLIP text encoder.
  * SD 2.x is recognised and refused with DA_ERR_UNSUPPORTED.
@@ -33,6 +34,7 @@ typedef enum da_model_kind {
     DA_KIND_CLIP_FOLDER,      /* transformers CLIPModel folder */
     DA_KIND_COMPONENT_FOLDER, /* one diffusers/transformers component folder (config.json + weights) */
     DA_KIND_COMPONENT_FILE,   /* one component's .safetensors without config */
+    DA_KIND_BLIP_FOLDER,      /* transformers BlipForConditionalGeneration folder */
 } da_model_kind;
 const char *da_model_kind_name(da_model_kind k);
 
@@ -43,6 +45,18 @@ typedef struct da_model_part {
     const char *strip;  /* canonical prefix the file's keys lack: "text_model." for CLIPTextModel files
                            saved by transformers >= 5, else "" */
 } da_model_part;
+
+/* Sampling marker tensors an SDXL single file may carry at its top level (ComfyUI's SDXL.model_type
+ * reads them; its checkpoint saver writes them as 0-d float32 tensors):
+ *   edm_vpred.sigma_max [, edm_vpred.sigma_min]: an EDM v-prediction model (CosXL) and its sigma range;
+ *   v_pred (empty tensor): v-prediction on the discrete schedule; ztsnr: zero terminal SNR;
+ *   edm_mean + edm_std: Playground v2.5-style EDM with per-channel latent statistics.
+ * They are recorded here instead of being "unexpected"; the pipeline decides what it supports. */
+typedef struct da_model_markers {
+    bool edm_vpred;                  /* edm_vpred.sigma_max present */
+    double sigma_max, sigma_min;     /* their values (sigma_min 0 when absent) */
+    bool v_pred, ztsnr, edm_mean_std;
+} da_model_markers;
 
 typedef struct da_model_file {
     char *path;
@@ -55,11 +69,12 @@ typedef struct da_model_file {
     int n_parts;
     da_model_part parts[4];   /* SDXL folders: unet, vae, text_encoder, text_encoder_2 */
     const char *ldm_prefix;    /* prefix missing from a lone ldm VAE file ("first_stage_model."), else "" */
-    char *tokenizer_dir;       /* folder with vocab.json + merges.txt, or NULL */
+    char *tokenizer_dir;       /* folder with vocab.json + merges.txt (BLIP: vocab.txt), or NULL */
     char *tokenizer_2_dir;     /* SDXL: tokenizer_2/ (pad token "!" in the released files), or NULL */
     char *scheduler_config;    /* scheduler/scheduler_config.json, or NULL */
     size_t n_ignored;          /* tolerated keys not used (model_ema.*, position_ids buffers) */
     size_t n_tensors_expected; /* spec entries of the present components (extras excluded) */
+    da_model_markers markers;  /* sampling markers of a single file */
     struct da_model_file *vae_file; /* replacement VAE (da_model_open_ex opts.vae): VAE tensors come from
                                        it; NULL: the model's own */
 } da_model_file;

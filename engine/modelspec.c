@@ -22,7 +22,7 @@
 
 static const char *const preset_names[] = {"sd15",      "ip2p",      "sdxl",      "clip-vit-b32",      "clip-vit-l14",
                                            "tiny-sd15", "tiny-ip2p", "tiny-sdxl", "tiny-clip-vit-b32", "tiny-clip-vit-l14",
-                                           NULL};
+                                           "blip-base", "blip-large", "tiny-blip", NULL};
 
 const char *const *da_config_preset_names(void) { return preset_names; }
 
@@ -133,6 +133,33 @@ static void sdxl_config(da_model_config *c, bool tiny) {
     c->vae.sample_size = 1024;
 }
 
+/* BLIP captioners: Salesforce/blip-image-captioning-base and -large (ViT-B/16 or ViT-L/16 at 384 px,
+ * BERT-base decoder with 12 heads); the tiny twin keeps the real vocabulary and special ids. */
+static void blip_config(da_model_config *c, bool tiny, bool large) {
+    if (tiny) vision_config(&c->vision, 384, 16, 32, 2, 4, 64, 32);
+    else if (large) vision_config(&c->vision, 384, 16, 1024, 24, 16, 4096, 512);
+    else vision_config(&c->vision, 384, 16, 768, 12, 12, 3072, 512);
+    snprintf(c->vision.hidden_act, sizeof c->vision.hidden_act, "gelu");
+    da_blip_text_config *t = &c->blip_text;
+    memset(t, 0, sizeof *t);
+    t->vocab_size = 30524; /* bert-base-uncased 30522 + [DEC] + [ENC] */
+    t->hidden_size = tiny ? 32 : 768;
+    t->encoder_hidden_size = c->vision.hidden_size;
+    t->num_layers = tiny ? 2 : 12;
+    t->num_heads = tiny ? 4 : 12;
+    t->intermediate_size = tiny ? 64 : 3072;
+    t->max_positions = 512;
+    snprintf(t->hidden_act, sizeof t->hidden_act, "gelu");
+    t->layer_norm_eps = 1e-12f;
+    t->projection_dim = tiny ? 32 : 768;
+    t->bos_token_id = 30522; /* [DEC] */
+    t->eos_token_id = 2;
+    t->pad_token_id = 0;
+    t->sep_token_id = 102; /* [SEP]: what generate stops on */
+    c->projection_dim = tiny ? 32 : 512;
+    c->logit_scale_init = 2.6592f;
+}
+
 bool da_config_preset(const char *name, da_model_config *out) {
     memset(out, 0, sizeof *out);
     if (!name) return false;
@@ -166,6 +193,9 @@ bool da_config_preset(const char *name, da_model_config *out) {
             vision_config(&out->vision, 224, 14, 1024, 24, 16, 4096, 768);
             out->projection_dim = 768;
         }
+    } else if ((tiny && !strcmp(base, "blip")) || (!tiny && (!strcmp(base, "blip-base") || !strcmp(base, "blip-large")))) {
+        out->family = DA_FAMILY_BLIP;
+        blip_config(out, tiny, !strcmp(base, "blip-large"));
     } else {
         return false;
     }
@@ -180,13 +210,14 @@ const char *da_family_name(da_model_family f) {
     case DA_FAMILY_IP2P: return "InstructPix2Pix";
     case DA_FAMILY_CLIP: return "CLIP";
     case DA_FAMILY_SDXL: return "SDXL";
+    case DA_FAMILY_BLIP: return "BLIP";
     }
     return "?";
 }
 
 const char *da_component_name(da_component c) {
     static const char *const n[DA_COMP_COUNT] = {"unet", "vae", "text_encoder", "text_encoder_2", "clip",
-                                                         "extra"};
+                                                         "extra", "blip"};
     return (unsigned)c < DA_COMP_COUNT ? n[c] : "?";
 }
 
@@ -204,7 +235,41 @@ static da_status check_text(const da_clip_text_config *t, const char *what, da_e
     return DA_OK;
 }
 
+static da_status check_vision(const da_clip_vision_config *v, da_error *err) {
+    if (v->image_size <= 0 || v->patch_size <= 0 || v->image_size % v->patch_size || v->hidden_size <= 0 ||
+        v->num_layers <= 0 || v->num_heads <= 0 || v->hidden_size % v->num_heads || v->intermediate_size <= 0 ||
+        v->num_channels <= 0)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "vision tower: inconsistent sizes (image %d, patch %d, "
+                          "hidden %d, heads %d)", v->image_size, v->patch_size, v->hidden_size, v->num_heads);
+    return DA_OK;
+}
+
+static da_status check_blip(const da_model_config *c, da_error *err) {
+    da_status st = check_vision(&c->vision, err);
+    if (st) return st;
+    const da_blip_text_config *t = &c->blip_text;
+    if (t->vocab_size <= 0 || t->hidden_size <= 0 || t->num_layers <= 0 || t->num_heads <= 0 ||
+        t->intermediate_size <= 0 || t->max_positions <= 1 || t->encoder_hidden_size <= 0)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP text decoder: sizes must be positive");
+    if (t->hidden_size % t->num_heads)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP text decoder: hidden size %d not divisible by %d heads",
+                          t->hidden_size, t->num_heads);
+    if (t->encoder_hidden_size != c->vision.hidden_size)
+        return da_err_set(err, DA_ERR_SHAPE, "BLIP text decoder: encoder_hidden_size %d != vision width %d",
+                          t->encoder_hidden_size, c->vision.hidden_size);
+    const int ids[4] = {t->bos_token_id, t->eos_token_id, t->pad_token_id, t->sep_token_id};
+    for (int i = 0; i < 4; i++)
+        if (ids[i] < 0 || ids[i] >= t->vocab_size)
+            return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP text decoder: special token id %d outside the vocabulary "
+                              "[0, %d)", ids[i], t->vocab_size);
+    if (strcmp(t->hidden_act, "gelu") || strcmp(c->vision.hidden_act, "gelu"))
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "BLIP: activation '%s' / '%s' is not supported (gelu)", t->hidden_act,
+                          c->vision.hidden_act);
+    return DA_OK;
+}
+
 da_status da_config_validate(const da_model_config *c, da_error *err) {
+    if (c->family == DA_FAMILY_BLIP) return check_blip(c, err);
     da_status st = check_text(&c->text, "text encoder", err);
     if (st) return st;
     if (c->family == DA_FAMILY_CLIP) {
@@ -297,11 +362,26 @@ void da_config_describe_part(const da_model_config *c, da_component comp, char *
                  c->projection_dim);
         return;
     }
+    case DA_COMP_BLIP: {
+        const da_clip_vision_config *v = &c->vision;
+        const da_blip_text_config *b = &c->blip_text;
+        snprintf(buf, n,
+                 "BLIP captioner: vision %dpx patch %d width %d x %d layers %d heads mlp %d; decoder width %d x %d "
+                 "layers %d heads mlp %d vocab %d positions %d, bos %d sep %d pad %d",
+                 v->image_size, v->patch_size, v->hidden_size, v->num_layers, v->num_heads, v->intermediate_size,
+                 b->hidden_size, b->num_layers, b->num_heads, b->intermediate_size, b->vocab_size, b->max_positions,
+                 b->bos_token_id, b->sep_token_id, b->pad_token_id);
+        return;
+    }
     default: snprintf(buf, n, "-");
     }
 }
 
 void da_config_describe(const da_model_config *c, char *buf, size_t n) {
+    if (c->family == DA_FAMILY_BLIP) {
+        da_config_describe_part(c, DA_COMP_BLIP, buf, n);
+        return;
+    }
     if (c->family == DA_FAMILY_CLIP) {
         da_config_describe_part(c, DA_COMP_CLIP, buf, n);
         return;
@@ -739,6 +819,67 @@ static void build_clip(da_spec *s, const da_model_config *cfg) {
     add(&b, "logit_scale", NULL, 0, NULL, DA_INIT_CONST, cfg->logit_scale_init);
 }
 
+/* ---- BLIP ------------------------------------------------------------------------------------ */
+
+/* transformers BlipForConditionalGeneration: vision_model (BlipVisionModel) + text_decoder
+ * (BlipTextLMHeadModel). Values: PyTorch module defaults (nn.Linear / nn.Conv2d uniform, embeddings
+ * and BLIP's class / position parameters N(0, 1) as torch.randn creates them), not BLIP's
+ * _init_weights (whose vision initializer_range 1e-10 would make every image look alike). */
+static void build_blip(da_spec *s, const da_model_config *cfg) {
+    bctx b = {s, DA_COMP_BLIP};
+    char c[256], c2[256];
+    const da_clip_vision_config *v = &cfg->vision;
+    int64_t d = v->hidden_size, g = v->image_size / v->patch_size;
+    int64_t ce[3] = {1, 1, d}, pe[3] = {1, g * g + 1, d};
+    add(&b, "vision_model.embeddings.class_embedding", NULL, 3, ce, DA_INIT_NORMAL, 1.0);
+    lin_conv(&b, "vision_model.embeddings.patch_embedding", NULL, d, v->num_channels, v->patch_size, true);
+    add(&b, "vision_model.embeddings.position_embedding", NULL, 3, pe, DA_INIT_NORMAL, 1.0);
+    for (int i = 0; i < v->num_layers; i++) {
+        snprintf(c, sizeof c, "vision_model.encoder.layers.%d", i);
+        lin_conv(&b, SUB(c2, c, "self_attn.qkv"), NULL, 3 * d, d, 0, true);
+        lin_conv(&b, SUB(c2, c, "self_attn.projection"), NULL, d, d, 0, true);
+        norm(&b, SUB(c2, c, "layer_norm1"), NULL, d);
+        lin_conv(&b, SUB(c2, c, "mlp.fc1"), NULL, v->intermediate_size, d, 0, true);
+        lin_conv(&b, SUB(c2, c, "mlp.fc2"), NULL, d, v->intermediate_size, 0, true);
+        norm(&b, SUB(c2, c, "layer_norm2"), NULL, d);
+    }
+    norm(&b, "vision_model.post_layernorm", NULL, d);
+
+    const da_blip_text_config *t = &cfg->blip_text;
+    int64_t h = t->hidden_size, e = t->encoder_hidden_size;
+    int64_t we[2] = {t->vocab_size, h}, pos[2] = {t->max_positions, h};
+    add(&b, "text_decoder.bert.embeddings.word_embeddings.weight", NULL, 2, we, DA_INIT_NORMAL, 1.0);
+    add(&b, "text_decoder.bert.embeddings.position_embeddings.weight", NULL, 2, pos, DA_INIT_NORMAL, 1.0);
+    norm(&b, "text_decoder.bert.embeddings.LayerNorm", NULL, h);
+    for (int i = 0; i < t->num_layers; i++) {
+        snprintf(c, sizeof c, "text_decoder.bert.encoder.layer.%d", i);
+        static const char *const att[2] = {"attention", "crossattention"};
+        for (int a = 0; a < 2; a++) {
+            char ca[256], cs[256];
+            SUB(ca, c, att[a]);
+            lin_conv(&b, SUB(cs, ca, "self.query"), NULL, h, h, 0, true);
+            lin_conv(&b, SUB(cs, ca, "self.key"), NULL, h, a ? e : h, 0, true);
+            lin_conv(&b, SUB(cs, ca, "self.value"), NULL, h, a ? e : h, 0, true);
+            lin_conv(&b, SUB(cs, ca, "output.dense"), NULL, h, h, 0, true);
+            norm(&b, SUB(cs, ca, "output.LayerNorm"), NULL, h);
+        }
+        lin_conv(&b, SUB(c2, c, "intermediate.dense"), NULL, t->intermediate_size, h, 0, true);
+        lin_conv(&b, SUB(c2, c, "output.dense"), NULL, h, t->intermediate_size, 0, true);
+        norm(&b, SUB(c2, c, "output.LayerNorm"), NULL, h);
+    }
+    lin_conv(&b, "text_decoder.cls.predictions.transform.dense", NULL, h, h, 0, true);
+    norm(&b, "text_decoder.cls.predictions.transform.LayerNorm", NULL, h);
+    int64_t vb = t->vocab_size;
+    da_tensor_spec *x = add(&b, "text_decoder.cls.predictions.bias", NULL, 1, &vb, DA_INIT_UNIFORM, 1.0 / sqrt((double)h));
+    if (x) x->is_bias = true;
+    /* tied to word_embeddings / cls.predictions.bias (tie_word_embeddings): transformers 5 saves
+     * neither; released files carry decoder.weight */
+    x = add(&b, "text_decoder.cls.predictions.decoder.weight", NULL, 2, we, DA_INIT_NORMAL, 1.0);
+    if (x) x->optional = true;
+    x = add(&b, "text_decoder.cls.predictions.decoder.bias", NULL, 1, &vb, DA_INIT_ZEROS, 0);
+    if (x) x->optional = x->is_bias = true;
+}
+
 /* SDXL's second text encoder: transformers CLIPTextModelWithProjection (text_encoder_2/, canonical
  * names "text_model.*" + "text_projection.weight") <-> sgm FrozenOpenCLIPEmbedder2 in open_clip
  * naming under "conditioner.embedders.1.model." (the mapping of diffusers' single_file_utils
@@ -917,6 +1058,8 @@ da_status da_spec_build(const da_model_config *cfg, da_spec **out, da_error *err
     s->cfg = *cfg;
     if (cfg->family == DA_FAMILY_CLIP) {
         build_clip(s, cfg);
+    } else if (cfg->family == DA_FAMILY_BLIP) {
+        build_blip(s, cfg);
     } else {
         build_unet(s, &cfg->unet);
         build_vae(s, &cfg->vae);

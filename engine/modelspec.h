@@ -90,11 +90,23 @@ typedef struct da_clip_vision_config {
     int projection_dim;
 } da_clip_vision_config;
 
+/* transformers BlipTextConfig: the BERT-style caption decoder of BlipForConditionalGeneration
+ * (post-LN layers with causal self-attention, cross-attention to the image tokens, GELU MLP, LM head
+ * tied to the word embeddings). */
+typedef struct da_blip_text_config {
+    int vocab_size, hidden_size, encoder_hidden_size, num_layers, num_heads, intermediate_size, max_positions;
+    char hidden_act[16];
+    float layer_norm_eps;
+    int projection_dim;
+    int bos_token_id, eos_token_id, pad_token_id, sep_token_id;
+} da_blip_text_config;
+
 typedef enum da_model_family {
     DA_FAMILY_SD1,  /* SD 1.x text-to-image: UNet (4 in-channels) + VAE + CLIP text */
     DA_FAMILY_IP2P, /* InstructPix2Pix: the same with an 8-channel UNet input */
     DA_FAMILY_CLIP, /* CLIPModel: text + vision towers with projections */
     DA_FAMILY_SDXL, /* SDXL: UNet with text_time conditioning + VAE + CLIP-L text + OpenCLIP bigG text */
+    DA_FAMILY_BLIP, /* BlipForConditionalGeneration: ViT (vision) + BERT decoder with cross-attention */
 } da_model_family;
 
 typedef struct da_model_config {
@@ -110,10 +122,12 @@ typedef struct da_model_config {
     /* SD training schedule (ldm DDPM register_schedule, diffusers scaled_linear). */
     int num_train_timesteps;
     double beta_start, beta_end;
+    /* BLIP: the caption decoder (its ViT is `vision`, hidden_act "gelu", no projection used). */
+    da_blip_text_config blip_text;
 } da_model_config;
 
-/* Presets: sd15, ip2p, sdxl, clip-vit-b32, clip-vit-l14, tiny-sd15, tiny-ip2p, tiny-sdxl,
- * tiny-clip-vit-b32, tiny-clip-vit-l14. Returns false for an unknown name. */
+/* Presets: sd15, ip2p, sdxl, clip-vit-b32, clip-vit-l14, blip-base, blip-large and their tiny-*
+ * twins (tiny-blip is the twin of blip-base). Returns false for an unknown name. */
 bool da_config_preset(const char *name, da_model_config *out);
 /* NULL-terminated list of preset names. */
 const char *const *da_config_preset_names(void);
@@ -133,6 +147,7 @@ typedef enum da_component {
                                | conditioner.embedders.1.model. (OpenCLIP naming) */
     DA_COMP_CLIP,         /* transformers CLIPModel folder (no single-file form) */
     DA_COMP_EXTRA,        /* single-file only: ldm schedule buffers, EMA counters, position_ids */
+    DA_COMP_BLIP,         /* transformers BlipForConditionalGeneration folder (no single-file form) */
     DA_COMP_COUNT
 } da_component;
 const char *da_component_name(da_component c); /* "unet", "vae", "text_encoder", "clip", "extra" */
@@ -185,6 +200,8 @@ typedef struct da_tensor_spec {
     bool is_norm;          /* a norm weight/bias (affected by mkmodel's jitter option) */
     bool is_bias;
     da_xform xf;           /* single-file layout only: stored (ldm_shape) -> canonical (shape) */
+    bool optional;         /* accepted when present, not required, not written by mkmodel (tied copies
+                              such as BLIP's cls.predictions.decoder.weight) */
 } da_tensor_spec;
 
 typedef struct da_spec da_spec; /* every tensor of one configuration, with lookup tables */

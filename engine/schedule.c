@@ -63,6 +63,12 @@ void da_sched_config_sd1x(da_sched_config *c, da_sampler_kind kind) {
     }
 }
 
+void da_sched_config_sdxl(da_sched_config *c, da_sampler_kind kind) {
+    da_sched_config_sd1x(c, kind);
+    if (kind == DA_SAMPLER_EDM_EULER) return;
+    c->spacing = DA_SPACING_LEADING; /* the SDXL file's "timestep_spacing": every discrete class takes it */
+}
+
 /* ---- config parsing ------------------------------------------------------------------------- */
 
 /* Which classes' __init__ take a key (bit per da_sampler_kind): from_config ignores the rest. */
@@ -318,6 +324,30 @@ da_status da_sched_config_parse(const char *text, size_t len, const char *what, 
     }
     da_sched_config_defaults(c, kind);
     st = apply_json(j, kind, c, what, err);
+    da_json_free(j);
+    return st;
+}
+
+da_status da_sched_config_file_kind(const char *path, da_sampler_kind *kind, da_error *err) {
+    char *text;
+    size_t len;
+    da_status st = da_read_file(path, &text, &len, err);
+    if (st != DA_OK) return st;
+    patch_nonfinite(text, len);
+    da_json *j = NULL;
+    st = da_json_parse(text, len, path, &j, err);
+    free(text);
+    if (st != DA_OK) return st;
+    const char *cls = j->type == DA_JSON_OBJECT ? da_json_get_str(j, "_class_name") : NULL;
+    int known = -1;
+    for (int i = 0; cls && known_classes[i]; i++)
+        if (strcmp(cls, known_classes[i]) == 0) known = i;
+    if (!cls)
+        st = da_err_set(err, DA_ERR_FORMAT, "%s: no \"_class_name\"", path);
+    else if (known < 0)
+        st = da_err_set(err, DA_ERR_UNSUPPORTED, "%s: unknown scheduler class \"%s\"", path, cls);
+    else
+        *kind = known < DA_SAMPLER_COUNT ? (da_sampler_kind)known : DA_SAMPLER_FROM_CONFIG;
     da_json_free(j);
     return st;
 }

@@ -65,6 +65,10 @@ void da_sched_config_defaults(da_sched_config *c, da_sampler_kind kind);
  * 1000 steps, steps_offset 1; DDIM also set_alpha_to_one false, clip_sample false. EDM: its own
  * defaults. Timestep spacing stays the class default (the file has none): DDIM leading, others linspace. */
 void da_sched_config_sd1x(da_sched_config *c, da_sampler_kind kind);
+/* SDXL base 1.0's scheduler_config.json (EulerDiscreteScheduler: scaled_linear 0.00085..0.012,
+ * steps_offset 1, timestep_spacing "leading", set_alpha_to_one false, clip_sample false) applied to
+ * kind's class: what a single-file SDXL checkpoint gets. EDM: its own defaults. */
+void da_sched_config_sdxl(da_sched_config *c, da_sampler_kind kind);
 /* Parse a diffusers scheduler_config.json as XScheduler.from_config(config) does for the class of
  * kind: keys the class knows override its defaults, others are ignored. _class_name must name a
  * known diffusers scheduler (any of the common ones: the file is a source of constants), else
@@ -74,6 +78,9 @@ void da_sched_config_sd1x(da_sched_config *c, da_sampler_kind kind);
 da_status da_sched_config_parse(const char *text, size_t len, const char *what, da_sampler_kind kind,
                                 da_sched_config *c, da_error *err);
 da_status da_sched_config_load(const char *path, da_sampler_kind kind, da_sched_config *c, da_error *err);
+/* The class a scheduler_config.json names: its kind when it is one of the five implemented, else
+ * DA_SAMPLER_FROM_CONFIG (a known class that is not implemented, e.g. SD 1.5's PNDMScheduler). */
+da_status da_sched_config_file_kind(const char *path, da_sampler_kind *kind, da_error *err);
 const char *da_sampler_kind_name(da_sampler_kind k); /* the diffusers class name */
 
 /* A schedule for one step count. Arrays are owned by the schedule. */

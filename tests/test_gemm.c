@@ -120,6 +120,10 @@ static const lcase LIN_CASES[] = {
     {5, 3, 3, 0, "K 3"},
     {9, 40, 4608, 1, "K large"},
     {97, 65, 129, 1, "all dims one past a block multiple"},
+    {1, 30524, 768, 1, "BLIP LM head, one decode row (dot-product path)"},
+    {8, 3072, 768, 1, "BLIP decoder FFN, 8 decode rows (dot-product path, its largest M)"},
+    {9, 768, 3072, 1, "9 decode rows: back on the blocked kernel"},
+    {2, 33, 600, 0, "K not a multiple of the 256 chunk"},
 };
 
 static void run_linear_case(const lcase *c, dk_wtype t) {
@@ -201,6 +205,38 @@ START_TEST(test_thread_determinism) {
     memset(y2, 0, (size_t)M * N * 4);
     ck_assert_int_eq(linear(M, N, K, x, W, DK_BF16, b, y2, ws, (wsb - 64) / 2 + 64), DK_GEMM_OK);
     ck_assert_msg(memcmp(y1, y2, (size_t)M * N * 4) == 0, "half workspace differs");
+    /* the few-row dot-product path too */
+    omp_set_num_threads(2);
+    ck_assert_int_eq(linear(4, N, K, x, W, DK_BF16, b, y2, ws, wsb), DK_GEMM_OK);
+    omp_set_num_threads(1);
+    ck_assert_int_eq(linear(4, N, K, x, W, DK_BF16, b, y1, ws, wsb), DK_GEMM_OK);
+    ck_assert_msg(memcmp(y1, y2, (size_t)4 * N * 4) == 0, "1 and 2 threads differ (4 rows)");
+    /* and a row's bits never depend on how many rows came with it: the few-row path (1..8 rows)
+     * equals the blocked kernel, swapped (<= 128 rows) or not, for every weight type and K blocking */
+    static const dk_wtype types[3] = {DK_F32, DK_F16, DK_BF16};
+    static const int ks[3] = {777, 300, 1100};
+    for (int t = 0; t < 3; t++) {
+        void *Wt = da_test_rand_weights((size_t)N * ks[t], types[t], 0.2f);
+        float *xt = da_test_rand_buf((size_t)M * ks[t]);
+        size_t w2 = linear_workspace_size(M, N, ks[t]);
+        void *ws2 = malloc(w2);
+        ck_assert_int_eq(linear(M, N, ks[t], xt, Wt, types[t], b, y1, ws2, w2), DK_GEMM_OK); /* 300 rows: blocked */
+        float *yr = malloc((size_t)100 * N * 4);
+        ck_assert_int_eq(linear(100, N, ks[t], xt, Wt, types[t], b, yr, ws2, w2), DK_GEMM_OK); /* swapped */
+        ck_assert_msg(memcmp(yr, y1, (size_t)100 * N * 4) == 0, "swapped vs blocked differ (%s)", da_test_wname(types[t]));
+        for (int m = 1; m <= 8; m++) {
+            ck_assert_int_eq(linear(m, N, ks[t], xt + (size_t)3 * ks[t], Wt, types[t], t == 1 ? NULL : b, y2, ws2, w2), DK_GEMM_OK);
+            if (t == 1) ck_assert_int_eq(linear(m, N, ks[t], xt + (size_t)3 * ks[t], Wt, types[t], NULL, yr, ws2, w2), DK_GEMM_OK);
+            const float *want = t == 1 ? yr : y1 + (size_t)3 * N;
+            if (t == 1) { /* no bias: compare with 20 rows through the swapped kernel */
+                ck_assert_int_eq(linear(20, N, ks[t], xt + (size_t)3 * ks[t], Wt, types[t], NULL, yr, ws2, w2), DK_GEMM_OK);
+                want = yr;
+            }
+            ck_assert_msg(memcmp(y2, want, (size_t)m * N * 4) == 0, "%d rows (%s, K %d) differ from the blocked kernel", m,
+                          da_test_wname(types[t]), ks[t]);
+        }
+        free(Wt), free(xt), free(ws2), free(yr);
+    }
     omp_set_num_threads(saved);
     free(x), free(b), free(W), free(y1), free(y2), free(ws);
 }

@@ -80,6 +80,7 @@ END_TEST
 /* ---- fixture: tiny models + a dataset --------------------------------------------------------------- */
 
 static char *g_dir, *g_ip2p, *g_sd, *g_clip, *g_ds;
+static char *g_cosxl, *g_xlvae; /* tiny-sdxl --cosxl single file; another tiny-sdxl whose vae/ plays the fp16-fixed VAE */
 
 static void setup(void) {
     g_dir = da_test_tmpdir("recipes");
@@ -87,6 +88,8 @@ static void setup(void) {
     g_sd = da_path_join(g_dir, "sd15");
     g_clip = da_path_join(g_dir, "clip");
     g_ds = da_path_join(g_dir, "ds");
+    g_cosxl = da_path_join(g_dir, "cosxl.safetensors");
+    g_xlvae = da_path_join(g_dir, "xlvae");
     const char *cli = da_test_cli(), *sh = da_test_shared();
     int rc = da_test_sh(NULL,
                         "%s mkmodel --config tiny-ip2p --layout diffusers --vocab %s/data/clip-tokenizer -o %s >/dev/null 2>&1 && "
@@ -95,11 +98,16 @@ static void setup(void) {
                         "%s mkdataset --classes 3 --per-class 3 --size 40 --seed 3 -o %s >/dev/null 2>&1",
                         cli, sh, g_ip2p, cli, sh, g_sd, cli, sh, g_clip, cli, g_ds);
     if (rc != 0) fprintf(stderr, "test_recipes: fixture setup failed (%d)\n", rc);
+    rc = da_test_sh(NULL,
+                    "%s mkmodel --config tiny-sdxl --layout single --cosxl --seed 7 -o %s >/dev/null 2>&1 && "
+                    "%s mkmodel --config tiny-sdxl --layout diffusers --seed 8 -o %s >/dev/null 2>&1",
+                    cli, g_cosxl, cli, g_xlvae);
+    if (rc != 0) fprintf(stderr, "test_recipes: SDXL fixture setup failed (%d)\n", rc);
 }
 
 static void teardown(void) {
     da_rmtree(g_dir);
-    free(g_dir), free(g_ip2p), free(g_sd), free(g_clip), free(g_ds);
+    free(g_dir), free(g_ip2p), free(g_sd), free(g_clip), free(g_ds), free(g_cosxl), free(g_xlvae);
 }
 
 /* Run `diffaug augment ARGS` (stdout + stderr into *out when out != NULL); returns the exit status. */
@@ -320,6 +328,76 @@ START_TEST(test_determinism) {
 END_TEST
 
 /* ---- DiffCoRe-Mix ---------------------------------------------------------------------------------- */
+
+/* DiffCoRe-Mix on a CosXL-style model (tiny-sdxl single file with the edm_vpred markers) with --vae
+ * and --ref-first: EDM Euler v-prediction is chosen by itself and the records carry no deviation.
+ * Without --vae / --ref-first exactly those two deviations appear; a discrete sampler is refused
+ * before any work; naming edm_euler explicitly gives the same bytes as the automatic choice. */
+START_TEST(test_diffcoremix_cosxl) {
+    char *out = sub(g_dir, "dcm_cosxl"), *out2 = sub(g_dir, "dcm_cosxl_dev"), *out3 = sub(g_dir, "dcm_cosxl_named");
+    char *vae = sub(g_xlvae, "vae"), *log = NULL;
+    const char *common = "--recipe diffcoremix --clip %s --input %s --steps 3 --size 64 --budget 1 --filter-threshold -1 "
+                         "--noun shape --intermediates --tokenizer %s/data/clip-tokenizer --model %s";
+    char fmt[512];
+    snprintf(fmt, sizeof fmt, "%s --vae %%s --ref-first --output %%s", common);
+    int rc = augment(&log, fmt, g_clip, g_ds, da_test_shared(), g_cosxl, vae, out);
+    ck_assert_msg(rc == 0, "%s", log);
+    ck_assert_msg(!strstr(log, "deviation"), "%s", log);
+    free(log);
+    char *mp = sub(out, "manifest.jsonl");
+    da_manifest m;
+    da_error err;
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    ck_assert_uint_eq(m.n, 9);
+    for (size_t i = 0; i < m.n; i++) {
+        const char *line = m.e[i].line;
+        ck_assert(m.e[i].kept);
+        ck_assert_ptr_nonnull(strstr(line, "\"deviations\":[]"));
+        ck_assert_ptr_nonnull(strstr(line, "\"sampler\":\"edm_euler\""));
+        ck_assert_ptr_nonnull(strstr(line, "\"guidance\":12"));
+        ck_assert_ptr_nonnull(strstr(line, "\"negative_prompt\":\"train, car, newspaper"));
+    }
+    da_manifest_free(&m);
+    /* the model's own VAE and the centroid reference: two labelled deviations, nothing else */
+    snprintf(fmt, sizeof fmt, "%s --output %%s --steps 1", common);
+    rc = augment(&log, fmt, g_clip, g_ds, da_test_shared(), g_cosxl, out2);
+    ck_assert_msg(rc == 0, "%s", log);
+    free(log);
+    char *mp2 = sub(out2, "manifest.jsonl");
+    ck_assert_int_eq(da_manifest_read(mp2, &m, &err), DA_OK);
+    for (size_t i = 0; i < m.n; i++)
+        ck_assert_ptr_nonnull(strstr(m.e[i].line, "\"deviations\":[\"model-vae-instead-of-fp16-fix\",\"centroid-reference\"]"));
+    da_manifest_free(&m);
+    /* a discrete sampler on an EDM model: refused before any output */
+    snprintf(fmt, sizeof fmt, "%s --sampler ddim --output %%s", common);
+    char *out4 = sub(g_dir, "dcm_cosxl_ddim");
+    rc = augment(&log, fmt, g_clip, g_ds, da_test_shared(), g_cosxl, out4);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(log, "EDM Euler"), "%s", log);
+    ck_assert(!da_is_dir(out4) || count_lines(out4) == 0);
+    free(log);
+    /* --sampler edm_euler named: the same bytes as the automatic choice */
+    snprintf(fmt, sizeof fmt, "%s --vae %%s --ref-first --sampler edm_euler --output %%s", common);
+    rc = augment(&log, fmt, g_clip, g_ds, da_test_shared(), g_cosxl, vae, out3);
+    ck_assert_msg(rc == 0, "%s", log);
+    free(log);
+    char *mp3 = sub(out3, "manifest.jsonl");
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    da_manifest m3;
+    ck_assert_int_eq(da_manifest_read(mp3, &m3, &err), DA_OK);
+    ck_assert_uint_eq(m3.n, m.n);
+    for (size_t i = 0; i < m.n; i++) {
+        char *a = sub(out, m.e[i].output), *b = sub(out3, m3.e[i].output);
+        char *da, *db;
+        size_t la, lb;
+        ck_assert(da_read_file(a, &da, &la, &err) == DA_OK && da_read_file(b, &db, &lb, &err) == DA_OK);
+        ck_assert(la == lb && !memcmp(da, db, la));
+        free(da), free(db), free(a), free(b);
+    }
+    da_manifest_free(&m), da_manifest_free(&m3);
+    free(mp), free(mp2), free(mp3), free(out), free(out2), free(out3), free(out4), free(vae);
+}
+END_TEST
 
 START_TEST(test_diffcoremix) {
     char *out = sub(g_dir, "dcm"), *log = NULL;
@@ -696,6 +774,97 @@ START_TEST(test_write_error) {
 }
 END_TEST
 
+/* SGID --blip: every image captioned by BLIP once, cached in OUT/captions/<class>/<file>.txt; the
+ * prompts hold those captions (the same `diffaug caption` writes); a resumed or second run reads the
+ * cache (a planted caption shows up), a cache entry of other settings is recomputed; --captions
+ * still overrides. */
+START_TEST(test_sgid_blip) {
+    const char *cli = da_test_cli();
+    char *blip = sub(g_dir, "blip"), *out = sub(g_dir, "sgid-blip"), *out2 = sub(g_dir, "sgid-blip2");
+    char *tsv = sub(g_dir, "blip.tsv");
+    ck_assert_int_eq(da_test_sh(NULL, "%s mkmodel --config tiny-blip --layout diffusers --seed 2 --vocab "
+                                      "tests/data/blip/vocab -o %s >/dev/null", cli, blip), 0);
+    char *log = NULL;
+    int rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --blip-max-tokens 6 --input %s --output %s "
+                           "--steps 2 --size 64 --samples 2", g_sd, g_clip, blip, g_ds, out);
+    ck_assert_msg(rc == 0, "%s", log);
+    ck_assert_msg(strstr(log, "captions from BLIP"), "%s", log);
+    ck_assert_msg(!strstr(log, "label-only-prompts"), "%s", log);
+    free(log);
+    ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 6 "
+                                      "2>/dev/null", cli, blip, g_ds, tsv), 0);
+    char *tt = NULL;
+    size_t tl;
+    da_error err;
+    ck_assert_int_eq(da_read_file(tsv, &tt, &tl, &err), DA_OK);
+    da_manifest m;
+    char *mp = sub(out, "manifest.jsonl");
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    ck_assert_uint_eq(m.n, 18);
+    int n_lines = 0;
+    for (char *line = tt; line && *line; n_lines++) {
+        char *nl = strchr(line, '\n'), *tab = strchr(line, '\t');
+        ck_assert(nl && tab && tab < nl);
+        *nl = *tab = 0;
+        /* the cache file: key line, then the caption diffaug caption wrote */
+        char rel[512], *ct = NULL;
+        size_t cl;
+        snprintf(rel, sizeof rel, "%s/captions/%s.txt", out, line);
+        ck_assert_msg(da_read_file(rel, &ct, &cl, &err) == DA_OK, "%s", err.msg);
+        ck_assert_msg(!strncmp(ct, "blip ", 5) && strstr(ct, "beams 1 max-tokens 6\n"), "%s", ct);
+        ck_assert_str_eq(strchr(ct, '\n') + 1, ({
+                             static char want[512];
+                             snprintf(want, sizeof want, "%s\n", tab + 1);
+                             want;
+                         }));
+        free(ct);
+        /* both samples' prompts are "<label>, <caption>" */
+        int found = 0;
+        for (size_t i = 0; i < m.n; i++)
+            if (strstr(m.e[i].line, line) && strstr(m.e[i].line, tab + 1)) found++;
+        ck_assert_msg(found == 2, "%s: %d records with caption '%s'", line, found, tab + 1);
+        line = nl + 1;
+    }
+    ck_assert_int_eq(n_lines, 9);
+    da_manifest_free(&m);
+    /* a second output folder seeded with the cache: one caption planted, one entry of other settings */
+    ck_assert_int_eq(da_test_sh(NULL, "mkdir -p %s && cp -r %s/captions %s/ && f=%s/captions/001.Red_circles/img_000.png.txt && "
+                                      "head -1 $f > $f.new && echo 'planted words' >> $f.new && mv $f.new $f && "
+                                      "sed -i '1s/beams 1/beams 7/' %s/captions/002.Orange_stripes/img_001.jpg.txt",
+                                out2, out, out2, out2, out2), 0);
+    rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --blip-max-tokens 6 --input %s --output %s "
+                       "--steps 2 --size 64", g_sd, g_clip, blip, g_ds, out2);
+    ck_assert_msg(rc == 0, "%s", log);
+    free(log);
+    free(mp);
+    mp = sub(out2, "manifest.jsonl");
+    ck_assert_int_eq(da_manifest_read(mp, &m, &err), DA_OK);
+    int planted = 0;
+    for (size_t i = 0; i < m.n; i++) planted += strstr(m.e[i].line, "\"prompt\":\"Red circles, planted words\"") != NULL;
+    ck_assert_int_eq(planted, 1);
+    da_manifest_free(&m);
+    char *fixed = NULL;
+    ck_assert_int_eq(da_test_sh(&fixed, "head -1 %s/captions/002.Orange_stripes/img_001.jpg.txt", out2), 0);
+    ck_assert_msg(strstr(fixed, "beams 1 max-tokens 6"), "%s", fixed);
+    free(fixed);
+    /* --captions overrides --blip */
+    char *cap = sub(g_dir, "one.tsv"), *out3 = sub(g_dir, "sgid-blip3");
+    write_file(cap, "001.Red_circles/img_000.png\tgiven words\n", 40);
+    rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --captions %s --input %s --output %s --steps 2 --size 64",
+                 g_sd, g_clip, blip, cap, g_ds, out3);
+    ck_assert_msg(rc == 0, "%s", log);
+    ck_assert_ptr_nonnull(strstr(log, "user-captions-instead-of-blip"));
+    free(log);
+    char *cd = sub(out3, "captions");
+    ck_assert(!da_is_dir(cd));
+    /* --blip with another recipe, or a folder that is not BLIP, is refused */
+    rc = augment(&log, "--recipe sgid --model %s --clip %s --blip %s --input %s --output %s/x", g_sd, g_clip, g_clip, g_ds, g_dir);
+    ck_assert_msg(rc == 1 && strstr(log, "not a BLIP captioner"), "%s", log);
+    free(log);
+    free(cd), free(cap), free(out3), free(mp), free(tt), free(tsv), free(blip), free(out), free(out2);
+}
+END_TEST
+
 static Suite *recipes_suite(void) {
     Suite *s = suite_create("recipes");
     TCase *tf = da_tcase("recipes-unit", "fast", 10);
@@ -707,7 +876,9 @@ static Suite *recipes_suite(void) {
     tcase_add_test(tm, test_diffusemix_user_fractals);
     tcase_add_test(tm, test_determinism);
     tcase_add_test(tm, test_diffcoremix);
+    tcase_add_test(tm, test_diffcoremix_cosxl);
     tcase_add_test(tm, test_sgid_bad_inputs);
+    tcase_add_test(tm, test_sgid_blip);
     tcase_add_test(tm, test_refusals);
     tcase_add_test(tm, test_kill_resume);
     tcase_add_test(tm, test_shards);

@@ -26,6 +26,7 @@ int cmd_sheet(int argc, char **argv);
 int cmd_hash(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
+int cmd_caption(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 the job failed (bad input, I/O), 2 bad command line. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };

@@ -21,14 +21,16 @@ static void on_signal(int sig) { g_stop = sig; }
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: diffaug augment --recipe diffusemix|diffcoremix|sgid --model PATH --input DATASET --output OUT\n"
-            "                       [--clip PATH] [--captions FILE] [--prompts LIST|FILE] [--fractals DIR]\n"
+            "                       [--clip PATH] [--captions FILE] [--blip PATH] [--prompts LIST|FILE] [--fractals DIR]\n"
             "                       [--seed S] [--batch N] [--shard I/N] [--threads N] [--backend NAME]\n"
             "                       [recipe flags...]\n"
             "DATASET is an image folder (one sub-folder per class); OUT mirrors its classes and gets\n"
             "manifest.jsonl + summary.json (manifest-I-of-N.jsonl for --shard I/N). Re-running the same command\n"
             "resumes. The input is never written.\n"
             "common:\n"
-            "  --model PATH         InstructPix2Pix (diffusemix) or SD 1.x (diffcoremix, sgid): file or diffusers folder\n"
+            "  --model PATH         InstructPix2Pix (diffusemix) or SD 1.x / SDXL (diffcoremix: CosXL, sgid):\n"
+            "                       file or diffusers folder\n"
+            "  --vae PATH           a VAE replacing the model's (diffcoremix's code: the fp16-fixed SDXL VAE)\n"
             "  --tokenizer DIR      vocab.json + merges.txt for a single-file model without one\n"
             "  --clip PATH          transformers CLIPModel folder (ViT-B/32): needed by diffcoremix and sgid\n"
             "  --seed S             global seed (default 0)\n"
@@ -39,7 +41,8 @@ static void usage(FILE *fp) {
             "                       summary.json); cuda without a GPU is an error, never a CPU run\n"
             "  --steps N            sampler steps (diffusemix 100, others 50)\n"
             "  --size PX            square generation size (diffusemix 256, others 512)\n"
-            "  --sampler NAME       ddim euler euler_a dpmpp_2m (diffusemix euler_a, others ddim)\n"
+            "  --sampler NAME       ddim euler euler_a dpmpp_2m edm_euler (diffusemix euler_a, sgid ddim,\n"
+            "                       diffcoremix edm_euler on an EDM model such as CosXL, else ddim)\n"
             "  --jpeg               write JPEG (quality 95) instead of PNG\n"
             "  --intermediates      also write generated/ (diffusemix: concatenated/, fractal/; sgid: source/)\n"
             "  --sheet ROWS         write sheet.png: ROWS rows of original | generated | hybrid | final\n"
@@ -61,7 +64,9 @@ static void usage(FILE *fp) {
             "  --mix random|pixel|patch|none   (default random)   --patch-grid P 4\n"
             "  --lam-lo 0.5 --lam-hi 1.0 (pixel)   --r-lo 0.2 --r-hi 0.5 (patch)\n"
             "sgid:\n"
-            "  --captions FILE      path<TAB>caption lines (path relative to DATASET); default: label only\n"
+            "  --captions FILE      path<TAB>caption lines (path relative to DATASET); overrides --blip\n"
+            "  --blip PATH          caption each image with this BLIP captioner (cached in OUT/captions/);\n"
+            "                       --blip-beams N 1   --blip-max-tokens N 30; neither: label only\n"
             "  --strength R 0.5   --samples N 1   --w-min 3 --w-max 12 --s-lo 0.20 --s-hi 0.35\n"
             "  --prompt-template T  (default \"{label}, {caption}\")\n"
             "exit: 0 done, 1 failed (bad input before any work, write error), 2 bad command line, 130 interrupted\n");
@@ -149,11 +154,15 @@ int cmd_augment(int argc, char **argv) {
         if (!strcmp(a, "--recipe")) i++;
         STR("--model", o.model)
         STR("--tokenizer", o.tokenizer)
+        STR("--vae", o.vae)
         STR("--clip", o.clip)
         STR("--input", o.input)
         STR("--output", o.output)
         STR("-o", o.output)
         STR("--captions", o.captions)
+        STR("--blip", o.blip)
+        INT("--blip-beams", o.blip_beams, 1, 64)
+        INT("--blip-max-tokens", o.blip_max_tokens, 1, 500)
         STR("--prompts", o.prompts)
         STR("--fractals", o.fractals)
         STR("--templates", o.templates)

@@ -1,5 +1,6 @@
 /* cmd_generate.c - `diffaug generate`: txt2img, img2img (--init) or an InstructPix2Pix edit (--edit)
- * with one SD 1.x model, written as PNG with the generation parameters in tEXt chunks.
+ * with one SD 1.x / SDXL model (CosXL: EDM v-prediction), written as PNG with the generation
+ * parameters in text chunks.
  *
  * The command line mirrors what diffusers' pipelines take (prompt, negative_prompt, strength,
  * guidance_scale, image_guidance_scale, num_inference_steps, a seeded generator); the work is
@@ -31,11 +32,22 @@ static void on_sigint(int sig) {
 static void usage(FILE *fp) {
     fprintf(fp,
             "usage: diffaug generate --model PATH --prompt TEXT -o OUT.png [options]\n"
-            "  --negative TEXT        negative prompt (default: empty)\n"
+            "  --negative TEXT        negative prompt (default none: SD 1.x encodes \"\", SDXL uses zero\n"
+            "                         embeddings as diffusers' negative_prompt=None does)\n"
             "  --init IMAGE           img2img from IMAGE, with --strength S (0..1, default 0.8)\n"
             "  --edit IMAGE           InstructPix2Pix edit of IMAGE (needs an 8-channel model),\n"
             "                         with --image-guidance G (default 1.5)\n"
-            "  --sampler NAME         ddim euler euler_a dpmpp_2m dpmpp_2m_karras edm_euler (default euler_a)\n"
+            "  --sampler NAME         ddim euler euler_a dpmpp_2m dpmpp_2m_karras edm_euler edm_euler_karras\n"
+            "                         (default euler_a; edm_euler for an EDM model such as CosXL)\n"
+            "  --vae PATH             a VAE replacing the model's (diffusers vae/ folder or a VAE .safetensors,\n"
+            "                         e.g. the fp16-fixed SDXL VAE)\n"
+            "  --edm / --no-edm       sample as an EDM model (CosXL) even without its marker tensors / ignore them\n"
+            "  --prediction eps|v     override the prediction type (default: the checkpoint's)\n"
+            "  --sigma-min S --sigma-max S --sigma-data S\n"
+            "                         EDM sigma range and sigma_data (default: the checkpoint's, else CosXL's\n"
+            "                         0.002, 120, 1)\n"
+            "  --original-size H,W --crop TOP,LEFT --target-size H,W\n"
+            "                         SDXL micro-conditioning (default: the output size, crop 0,0)\n"
             "  --steps N              sampler steps (default 20)\n"
             "  --guidance G           text guidance scale (default 7.5; <= 1 disables CFG)\n"
             "  --eta E                DDIM eta (default 0)\n"
@@ -61,7 +73,8 @@ static bool parse_sampler(const char *v, da_gen_params *p) {
         bool karras;
     } T[] = {{"ddim", DA_SAMPLER_DDIM, false},         {"euler", DA_SAMPLER_EULER, false},
              {"euler_a", DA_SAMPLER_EULER_A, false},   {"dpmpp_2m", DA_SAMPLER_DPMPP_2M, false},
-             {"dpmpp_2m_karras", DA_SAMPLER_DPMPP_2M, true}, {"edm_euler", DA_SAMPLER_EDM_EULER, false}};
+             {"dpmpp_2m_karras", DA_SAMPLER_DPMPP_2M, true}, {"edm_euler", DA_SAMPLER_EDM_EULER, false},
+             {"edm_euler_karras", DA_SAMPLER_EDM_EULER, true}};
     for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
         if (!strcmp(v, T[i].name)) {
             p->sampler = T[i].k;
@@ -104,6 +117,20 @@ static da_status step_hook(void *ctx, int step, int n_steps, const float *latent
     return DA_OK;
 }
 
+/* "A,B" with both in [lo, hi] (a size or a crop pair). */
+static bool parse_pair(const char *opt, const char *v, int lo, int hi, int out[2]) {
+    char *e1, *e2;
+    long a = strtol(v, &e1, 10);
+    if (e1 == v || *e1 != ',') goto bad;
+    long b = strtol(e1 + 1, &e2, 10);
+    if (e2 == e1 + 1 || *e2 || a < lo || a > hi || b < lo || b > hi) goto bad;
+    out[0] = (int)a, out[1] = (int)b;
+    return true;
+bad:
+    fprintf(stderr, "diffaug generate: %s wants two integers A,B in [%d, %d], not '%s'\n", opt, lo, hi, v);
+    return false;
+}
+
 /* OUT.png -> OUT-i.png (the index before the extension). */
 static char *indexed_path(const char *out, int i) {
     const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
@@ -115,7 +142,8 @@ static char *indexed_path(const char *out, int i) {
 
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *negative = NULL, *init = NULL, *edit = NULL, *out = NULL;
-    const char *tokenizer = NULL, *backend = "cpu";
+    const char *tokenizer = NULL, *backend = "cpu", *vae = NULL;
+    bool sampler_given = false;
     da_gen_params p;
     da_gen_params_init(&p);
     da_gen_item base;
@@ -138,6 +166,10 @@ int cmd_generate(int argc, char **argv) {
             timings = true;
             continue;
         }
+        if (!strcmp(a, "--edm") || !strcmp(a, "--no-edm")) {
+            p.edm = a[2] == 'e' ? DA_EDM_ON : DA_EDM_OFF;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "diffaug generate: %s needs a value (or is unknown)\n", a);
             return CLI_USAGE;
@@ -150,12 +182,33 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--tokenizer")) tokenizer = v;
         else if (!strcmp(a, "--backend")) backend = v;
+        else if (!strcmp(a, "--vae")) vae = v;
         else if (!strcmp(a, "--sampler")) {
             if (!parse_sampler(v, &p)) {
                 fprintf(stderr, "diffaug generate: unknown sampler '%s' (ddim euler euler_a dpmpp_2m dpmpp_2m_karras "
-                        "edm_euler)\n", v);
+                        "edm_euler edm_euler_karras)\n", v);
                 return CLI_USAGE;
             }
+            sampler_given = true;
+        } else if (!strcmp(a, "--prediction")) {
+            if (!strcmp(v, "eps") || !strcmp(v, "epsilon")) p.prediction = DA_PREDICT_EPSILON;
+            else if (!strcmp(v, "v") || !strcmp(v, "v_prediction")) p.prediction = DA_PREDICT_V;
+            else {
+                fprintf(stderr, "diffaug generate: --prediction must be eps or v, not '%s'\n", v);
+                return CLI_USAGE;
+            }
+        } else if (!strcmp(a, "--sigma-min") || !strcmp(a, "--sigma-max") || !strcmp(a, "--sigma-data")) {
+            double x;
+            if (!cli_parse_float("generate", a, v, 1e-9, 1e5, &x)) return CLI_USAGE;
+            if (!strcmp(a, "--sigma-min")) p.sigma_min = x;
+            else if (!strcmp(a, "--sigma-max")) p.sigma_max = x;
+            else p.sigma_data = x;
+        } else if (!strcmp(a, "--original-size")) {
+            if (!parse_pair(a, v, 8, 1 << 20, p.original_size)) return CLI_USAGE;
+        } else if (!strcmp(a, "--target-size")) {
+            if (!parse_pair(a, v, 8, 1 << 20, p.target_size)) return CLI_USAGE;
+        } else if (!strcmp(a, "--crop")) {
+            if (!parse_pair(a, v, 0, 1 << 20, p.crop_top_left)) return CLI_USAGE;
         } else if (!strcmp(a, "--rng")) {
             if (!strcmp(v, "philox")) p.rng = DA_RNG_PHILOX;
             else if (!strcmp(v, "torch")) p.rng = DA_RNG_TORCH;
@@ -225,6 +278,7 @@ int cmd_generate(int argc, char **argv) {
     da_sd_options_init(&o);
     o.model = model;
     o.tokenizer = tokenizer;
+    o.vae = vae;
     o.backend = backend;
     o.threads = (int)threads;
     da_sd *sd = NULL;
@@ -233,6 +287,9 @@ int cmd_generate(int argc, char **argv) {
         return cli_fail("generate", &err);
     }
 
+    /* an EDM model (CosXL) samples with EDM Euler: the default when no sampler was named */
+    if (!sampler_given && (p.edm == DA_EDM_ON || (p.edm == DA_EDM_AUTO && da_sd_model_sampling(sd)->edm)))
+        p.sampler = DA_SAMPLER_EDM_EULER;
     int n = (int)batch, rc = CLI_FAIL;
     da_gen_item *items = calloc((size_t)n, sizeof *items);
     da_image *imgs = calloc((size_t)n, sizeof *imgs);

@@ -49,6 +49,13 @@ int cmd_inspect(int argc, char **argv) {
         if (m->kind == DA_KIND_SD_DIFFUSERS || m->kind == DA_KIND_CLIP_FOLDER)
             printf("tokenizer:  %s\n", m->tokenizer_dir ? m->tokenizer_dir : "none");
         if (m->kind == DA_KIND_SD_DIFFUSERS) printf("scheduler:  %s\n", m->scheduler_config ? m->scheduler_config : "none");
+        const da_model_markers *mk = &m->markers;
+        if (mk->edm_vpred)
+            printf("sampling:   EDM v-prediction (CosXL-style), edm_vpred.sigma_max %g, sigma_min %g\n", mk->sigma_max,
+                   mk->sigma_min);
+        if (mk->v_pred || mk->ztsnr || mk->edm_mean_std)
+            printf("markers:   %s%s%s\n", mk->v_pred ? " v_pred" : "", mk->ztsnr ? " ztsnr" : "",
+                   mk->edm_mean_std ? " edm_mean/edm_std" : "");
     }
     uint64_t n_tensors = 0, n_params = 0, n_bytes = 0;
     char shape[128];

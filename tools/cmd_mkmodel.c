@@ -1,5 +1,5 @@
 /* cmd_mkmodel.c - `diffaug mkmodel`: write a random-weight model in a real file layout (single-file
- * SD checkpoint, diffusers folder, transformers CLIP folder) for tests and benchmarks. */
+ * SD checkpoint, diffusers folder, transformers CLIP or BLIP folder) for tests and benchmarks. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,13 +9,16 @@
 
 static void usage(FILE *fp) {
     fprintf(fp, "usage: diffaug mkmodel --config NAME --layout single|diffusers [--dtype f32|f16|bf16] [--seed N]\n"
-                "                       [--vocab DIR] [--jitter X] -o PATH\n"
+                "                       [--vocab DIR] [--jitter X] [--cosxl] -o PATH\n"
                 "  --config   one of:");
     for (const char *const *n = da_config_preset_names(); *n; n++) fprintf(fp, " %s", *n);
     fprintf(fp, "\n  --layout   single: one .safetensors with ldm names (SD only); diffusers: a pipeline folder\n"
-                "             (CLIP configs: a transformers folder)\n"
-                "  --vocab    folder with vocab.json + merges.txt to include as the tokenizer\n"
-                "  --jitter   perturb norm weights/biases and zero biases by U(-X, X) (default 0: exact defaults)\n");
+                "             (CLIP and BLIP configs: a transformers folder)\n"
+                "  --vocab    folder with vocab.json + merges.txt to include as the tokenizer (BLIP: a folder with\n"
+                "             a BERT vocab.txt; the model's vocab_size and special ids follow it)\n"
+                "  --jitter   perturb norm weights/biases and zero biases by U(-X, X) (default 0: exact defaults)\n"
+                "  --cosxl    (SDXL) mark the model as CosXL, EDM v-prediction: single file: edm_vpred.sigma_max/min\n"
+                "             tensors; diffusers: an EDMEulerScheduler scheduler config\n");
 }
 
 int cmd_mkmodel(int argc, char **argv) {
@@ -28,6 +31,10 @@ int cmd_mkmodel(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return CLI_OK;
+        }
+        if (!strcmp(a, "--cosxl")) {
+            p.cosxl = true;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "diffaug mkmodel: %s needs a value\n", a);

@@ -13,6 +13,7 @@ static const cli_command commands[] = {
     {"mkmodel", "write a random-weight model in a real file layout (tests, benchmarks)", cmd_mkmodel},
     {"generate", "txt2img, img2img or an InstructPix2Pix edit with an SD 1.x model, to PNG", cmd_generate},
     {"run", "run one network (unet, vae, text encoder, CLIP) on tensors from a file", cmd_run},
+    {"caption", "BLIP captions of every image of a dataset, to a TSV", cmd_caption},
     {"tokenize", "CLIP token ids of prompts, as transformers' CLIPTokenizer gives them", cmd_tokenize},
     {"fractals", "write the procedural fractal set DiffuseMix blends (seeded, deterministic)", cmd_fractals},
     {"manifest", "merge shard manifests deterministically; summarise a manifest", cmd_manifest},

@@ -44,7 +44,9 @@ typedef enum da_dcm_mix { DA_DCM_MIX_RANDOM, DA_DCM_MIX_PIXEL, DA_DCM_MIX_PATCH,
 typedef struct da_augment_opts {
     da_recipe recipe;
     /* paths */
-    const char *model;      /* SD 1.x (SGID, DiffCoRe-Mix) or InstructPix2Pix (DiffuseMix): file or diffusers folder */
+    const char *model;      /* SD 1.x / SDXL (SGID, DiffCoRe-Mix; CosXL is DiffCoRe-Mix's) or InstructPix2Pix
+                               (DiffuseMix): file or diffusers folder */
+    const char *vae;        /* a VAE replacing the model's (DiffCoRe-Mix's code: the fp16-fixed SDXL VAE); NULL */
     const char *tokenizer;  /* vocab folder for a single-file model without one; NULL: the model's */
     const char *clip;       /* transformers CLIPModel folder: required by DiffCoRe-Mix and SGID */
     const char *input, *output;
@@ -66,7 +68,8 @@ typedef struct da_augment_opts {
     /* generation; defaults depend on the recipe (da_augment_opts_init) */
     int steps;
     int size;               /* square output side, multiple of 8 */
-    int sampler;            /* da_sampler_kind */
+    int sampler;            /* da_sampler_kind, or DA_AUG_SAMPLER_AUTO (DiffCoRe-Mix's default): EDM Euler on
+                               an EDM model (CosXL), DDIM otherwise */
     /* DiffuseMix (METHODS.md 1) */
     double text_guidance;   /* 4.0 */
     double image_guidance;  /* 1.5 */
@@ -91,12 +94,18 @@ typedef struct da_augment_opts {
     double w_min, w_max, s_lo, s_hi; /* 3, 12, 0.20, 0.35 */
     int samples;            /* outputs per image; 1 */
     const char *prompt_template; /* "{label}, {caption}" */
+    const char *blip;       /* SGID: BlipForConditionalGeneration folder captioning each image (cached under
+                               OUT/captions/<class>/<file>.txt); --captions overrides; NULL: label only */
+    int blip_beams;         /* 1 (greedy, METHODS.md 3) */
+    int blip_max_tokens;    /* 30 */
     /* callbacks (any may be NULL) */
     da_aug_msg_fn on_msg;
     da_aug_progress_fn on_progress;
     void *cb_ctx;
     volatile sig_atomic_t *stop; /* set non-zero to stop after the current step (DA_ERR_INTERRUPTED) */
 } da_augment_opts;
+
+#define DA_AUG_SAMPLER_AUTO (-1)
 
 /* Defaults for recipe r (METHODS.md tables). */
 void da_augment_opts_init(da_augment_opts *o, da_recipe r);

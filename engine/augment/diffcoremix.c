@@ -5,9 +5,13 @@
  *   per class with n real images, floor(0.3 n) attempts (work unit (class id, attempt index)):
  *     prompt = one of the 16 context templates ("A {label}, a {noun}, ...") picked from the PROMPT
  *       stream, with the released negative prompt and CFG 12;
- *     G = text-to-image. The released code runs CosXL (SDXL, v-prediction, EDM Euler 50 steps); SDXL
- *       is not supported yet, so the recipe runs the SD 1.x model it is given with an SD 1.x sampler
- *       (DDIM 50 steps by default): deviations "sd15-instead-of-sdxl" and "<sampler>-instead-of-edm-euler";
+ *     G = text-to-image with the released code's model and sampler: CosXL (SDXL, EDM v-prediction;
+ *       EDM Euler, exponential sigmas 120 -> 0.002 then 0, sigma_data 1, 50 steps, CFG 12 on v,
+ *       micro-conditioning (512, 512, 0, 0, 512, 512)) decoded by the fp16-fixed SDXL VAE (--vae).
+ *       Anything else is a labelled deviation (code_sampling_deviations): an SD 1.x model
+ *       ("sd15-instead-of-sdxl"), an SDXL model that is not EDM v-prediction ("sdxl-instead-of-cosxl"),
+ *       another sampler ("<sampler>-instead-of-edm-euler") or other EDM settings ("edm-settings-differ"),
+ *       no --vae ("model-vae-instead-of-fp16-fix");
  *     filter: cosine of G's CLIP ViT-B/32 image embedding with the class reference, kept when > 0.6
  *       (code). The reference is the centroid of the class's real-image embeddings (ours, default:
  *       deviation "centroid-reference"); --ref-first uses the class's first image as the code does;
@@ -168,7 +172,7 @@ static void proto_rec(da_aug_ctx *c, dcm *m, const da_aug_unit *u, const char *p
     r->class_name = c->ds->classes[u->cls].name;
     r->prompt = prompt;
     r->negative_prompt = m->negative;
-    r->sampler = da_aug_sampler_name(c->o->sampler);
+    r->sampler = da_aug_sampler_name(c->sampler);
     r->steps = c->o->steps;
     r->guidance = c->o->guidance;
 }
@@ -254,6 +258,41 @@ static da_status finish_unit(da_aug_ctx *c, dcm *m, const da_aug_unit *u, const 
     return st;
 }
 
+/* How far the run is from the released code's generation (CosXL, EDM Euler exponential 120 -> 0.002,
+ * sigma_data 1, v-prediction, fp16-fixed SDXL VAE): one labelled deviation per difference. */
+static da_status code_sampling_deviations(da_aug_ctx *c, da_error *err) {
+    const da_model_config *mc = da_sd_config(c->sd);
+    const da_sd_sampling *ms = da_sd_model_sampling(c->sd);
+    if (mc->family != DA_FAMILY_SDXL)
+        da_aug_deviation(c, "sd15-instead-of-sdxl",
+                         "DiffCoRe-Mix's code generates with CosXL (SDXL); the given SD 1.x model runs text-to-image "
+                         "with the same prompts, negative prompt and CFG");
+    else if (!ms->edm)
+        da_aug_deviation(c, "sdxl-instead-of-cosxl",
+                         "the given SDXL checkpoint is not EDM v-prediction (no edm_vpred marker tensors or EDM "
+                         "scheduler config); DiffCoRe-Mix's code generates with CosXL");
+    if (c->sampler != DA_SAMPLER_EDM_EULER) {
+        snprintf(c->dev_text, sizeof c->dev_text, "%s-instead-of-edm-euler", da_aug_sampler_name(c->sampler));
+        da_aug_deviation(c, c->dev_text, "the code samples with EDM Euler (CosXL's v-prediction EDM); another sampler runs");
+    } else {
+        da_gen_params gp;
+        da_sched_config sc;
+        da_aug_gen_params(c, DA_GEN_TXT2IMG, &gp);
+        da_status st = da_gen_sched_config(c->sd, &gp, &sc, err);
+        if (st) return st;
+        if (!(sc.prediction == DA_PRED_V && sc.edm_exponential && sc.sigma_min == 0.002 && sc.sigma_max == 120.0 &&
+              sc.sigma_data == 1.0 && sc.final_sigma_zero))
+            da_aug_deviation(c, "edm-settings-differ",
+                             "the code's EDM Euler: v-prediction, sigmas exp(linspace(ln 120, ln 0.002)) then 0, "
+                             "sigma_data 1; this model's EDM settings differ");
+    }
+    if (mc->family == DA_FAMILY_SDXL && !c->o->vae)
+        da_aug_deviation(c, "model-vae-instead-of-fp16-fix",
+                         "the code decodes with the fp16-fixed SDXL VAE (madebyollin/sdxl-vae-fp16-fix); give it with "
+                         "--vae to match, the model's own VAE decodes instead");
+    return DA_OK;
+}
+
 da_status da_aug_diffcoremix(da_aug_ctx *c, da_error *err) {
     const da_augment_opts *o = c->o;
     dcm m;
@@ -264,12 +303,7 @@ da_status da_aug_diffcoremix(da_aug_ctx *c, da_error *err) {
     if (st) return st;
     m.negative = o->negative ? o->negative : dcm_negative;
     m.dim = da_aug_clip_dim(c);
-    da_aug_deviation(c, "sd15-instead-of-sdxl",
-                     "DiffCoRe-Mix's code generates with CosXL (SDXL); SDXL is not supported yet, so the given SD 1.x "
-                     "model runs text-to-image with the same prompts, negative prompt and CFG");
-    snprintf(c->dev_text, sizeof c->dev_text, "%s-instead-of-edm-euler", da_aug_sampler_name(o->sampler));
-    da_aug_deviation(c, c->dev_text,
-                     "the code's EDM Euler v-prediction sampler needs CosXL; an SD 1.x sampler runs instead");
+    if ((st = code_sampling_deviations(c, err))) goto done;
     if (!o->ref_first)
         da_aug_deviation(c, "centroid-reference",
                          "the CLIP filter compares with the class centroid of the real images' embeddings (ours); "

@@ -241,7 +241,7 @@ static void proto_rec(da_aug_ctx *c, dmix *m, const da_aug_unit *u, da_manifest_
     r->class_name = c->ds->classes[u->cls].name;
     r->prompt = m->prompts.s[u->index];
     r->negative_prompt = "";
-    r->sampler = da_aug_sampler_name(c->o->sampler);
+    r->sampler = da_aug_sampler_name(c->sampler);
     r->steps = c->o->steps;
     r->guidance = c->o->text_guidance;
     r->image_guidance = c->o->image_guidance;

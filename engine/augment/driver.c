@@ -69,9 +69,11 @@ void da_augment_opts_init(da_augment_opts *o, da_recipe r) {
     o->w_min = 3, o->w_max = 12, o->s_lo = 0.20, o->s_hi = 0.35;
     o->samples = 1;
     o->prompt_template = "{label}, {caption}";
+    o->blip_beams = 1;
+    o->blip_max_tokens = 30;
     switch (r) {
     case DA_RECIPE_DIFFUSEMIX: o->steps = 100, o->size = 256, o->sampler = DA_SAMPLER_EULER_A; break;
-    case DA_RECIPE_DIFFCOREMIX: o->steps = 50, o->size = 512, o->sampler = DA_SAMPLER_DDIM; break;
+    case DA_RECIPE_DIFFCOREMIX: o->steps = 50, o->size = 512, o->sampler = DA_AUG_SAMPLER_AUTO; break;
     default: o->steps = 50, o->size = 512, o->sampler = DA_SAMPLER_DDIM; break;
     }
 }
@@ -189,7 +191,7 @@ static da_status step_hook(void *ctx, int step, int n_steps, const float *latent
 void da_aug_gen_params(const da_aug_ctx *c, da_gen_mode mode, da_gen_params *p) {
     da_gen_params_init(p);
     p->mode = mode;
-    p->sampler = (da_sampler_kind)c->o->sampler;
+    p->sampler = (da_sampler_kind)c->sampler;
     p->steps = c->o->steps;
     p->width = p->height = c->o->size;
     p->strength = (float)c->o->strength;
@@ -461,6 +463,34 @@ static size_t clean_stale_temps(const char *dir, int depth) {
     return n;
 }
 
+/* The BLIP captioner of SGID (--blip): model, tokenizer and the hash that keys the caption cache. */
+static da_status open_blip(da_aug_ctx *c, da_error *err) {
+    const da_augment_opts *o = c->o;
+    if (o->backend && strcmp(o->backend, "cpu"))
+        return da_err_set(err, DA_ERR_UNSUPPORTED, "--blip %s: BLIP runs on the CPU backend only for now (--backend %s)",
+                          o->blip, o->backend);
+    da_status st = da_model_open(o->blip, &c->blip_m, err);
+    if (!st && !da_model_has(c->blip_m, DA_COMP_BLIP))
+        st = da_err_set(err, DA_ERR_INVALID_ARG, "not a BLIP captioner (a transformers BlipForConditionalGeneration "
+                        "folder, e.g. Salesforce/blip-image-captioning-base), found a %s",
+                        da_model_kind_name(c->blip_m->kind));
+    if (!st) st = da_blip_load(c->blip_m, NULL, &c->blip, err);
+    if (!st && !c->blip_m->tokenizer_dir) st = da_err_set(err, DA_ERR_NOT_FOUND, "no vocab.txt in the folder");
+    if (!st) st = da_wordpiece_load(c->blip_m->tokenizer_dir, &c->bwp, err);
+    if (!st && !(c->bbe = da_backend_cpu_new())) st = da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    if (!st) {
+        uint8_t d[32];
+        st = da_sha256_file(c->blip_m->parts[0].path, d, err);
+        if (!st) da_sha256_hex(d, c->blip_hash);
+    }
+    if (st) {
+        da_err_prefix(err, "--blip %s", o->blip);
+        return st;
+    }
+    c->models[c->n_models++] = (da_model_hash){"blip", c->blip_hash};
+    return DA_OK;
+}
+
 /* ---- the run ------------------------------------------------------------------------------------- */
 
 static da_status check_opts(const da_augment_opts *o, da_error *err) {
@@ -471,7 +501,8 @@ static da_status check_opts(const da_augment_opts *o, da_error *err) {
     if (o->steps < 1 || o->steps > 1000) return da_err_set(err, DA_ERR_INVALID_ARG, "--steps %d: must be 1..1000", o->steps);
     if (o->size < 8 || o->size > 4096 || o->size % 8)
         return da_err_set(err, DA_ERR_INVALID_ARG, "--size %d: must be a multiple of 8 in 8..4096", o->size);
-    if (o->sampler < 0 || o->sampler >= DA_SAMPLER_COUNT) return da_err_set(err, DA_ERR_INVALID_ARG, "bad sampler");
+    if (o->sampler < DA_AUG_SAMPLER_AUTO || o->sampler >= DA_SAMPLER_COUNT)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "bad sampler");
     if (o->shard.count < 1 || o->shard.index >= o->shard.count)
         return da_err_set(err, DA_ERR_INVALID_ARG, "--shard %u/%u: need 0 <= I < N", o->shard.index, o->shard.count);
     if (o->sheet_rows < 0 || o->sheet_rows > 256) return da_err_set(err, DA_ERR_INVALID_ARG, "--sheet rows must be 0..256");
@@ -484,6 +515,11 @@ static da_status check_opts(const da_augment_opts *o, da_error *err) {
                           da_recipe_name(o->recipe));
     if (o->clip && !da_is_dir(o->clip) && !da_is_file(o->clip))
         return da_err_set(err, DA_ERR_NOT_FOUND, "--clip %s: no such file or folder", o->clip);
+    if (o->blip && o->recipe != DA_RECIPE_SGID)
+        return da_err_set(err, DA_ERR_INVALID_ARG, "--blip: only the sgid recipe captions images");
+    if (o->blip && !da_is_dir(o->blip)) return da_err_set(err, DA_ERR_NOT_FOUND, "--blip %s: no such folder", o->blip);
+    if (o->blip && (o->blip_beams < 1 || o->blip_beams > 64 || o->blip_max_tokens < 1 || o->blip_max_tokens > 500))
+        return da_err_set(err, DA_ERR_INVALID_ARG, "--blip-beams 1..64 and --blip-max-tokens 1..500");
     switch (o->recipe) {
     case DA_RECIPE_DIFFUSEMIX: return da_aug_diffusemix_check(o, err);
     case DA_RECIPE_DIFFCOREMIX: return da_aug_diffcoremix_check(o, err);
@@ -509,6 +545,7 @@ da_status da_augment_run(const da_augment_opts *o, da_augment_result *res, da_er
     da_sd_options_init(&so);
     so.model = o->model;
     so.tokenizer = o->tokenizer;
+    so.vae = o->vae;
     so.backend = o->backend ? o->backend : "cpu";
     so.threads = o->threads;
     if ((st = da_sd_open(&so, &c->sd, err))) {
@@ -525,13 +562,27 @@ da_status da_augment_run(const da_augment_opts *o, da_augment_result *res, da_er
     }
     if (o->recipe != DA_RECIPE_DIFFUSEMIX && in_ch != 4) {
         st = da_err_set(err, DA_ERR_INVALID_ARG,
-                        "--model %s: %s needs a text-to-image SD 1.x model (UNet with 4 input channels); this one has %d",
-                        o->model, da_recipe_name(o->recipe), in_ch);
+                        "--model %s: %s needs a text-to-image SD 1.x / SDXL model (UNet with 4 input channels); this "
+                        "one has %d", o->model, da_recipe_name(o->recipe), in_ch);
         goto done;
+    }
+    c->sampler = o->sampler != DA_AUG_SAMPLER_AUTO ? o->sampler
+                 : da_sd_model_sampling(c->sd)->edm   ? DA_SAMPLER_EDM_EULER
+                                                      : DA_SAMPLER_DDIM;
+    {
+        /* the sampler must suit the model (an EDM model takes EDM Euler only): refuse before any work */
+        da_gen_params gp;
+        da_sched_config sc;
+        da_aug_gen_params(c, DA_GEN_TXT2IMG, &gp);
+        if ((st = da_gen_sched_config(c->sd, &gp, &sc, err))) {
+            da_err_prefix(err, "--model %s", o->model);
+            goto done;
+        }
     }
     const char *sd_hash = da_sd_hash(c->sd);
     c->models[c->n_models++] = (da_model_hash){"model", sd_hash ? sd_hash : ""};
     if (o->clip && o->recipe != DA_RECIPE_DIFFUSEMIX && (st = open_clip(c, err))) goto done;
+    if (o->blip && o->recipe == DA_RECIPE_SGID && !o->captions && (st = open_blip(c, err))) goto done;
 
     da_scan_opts sco;
     da_scan_opts_init(&sco);
@@ -608,6 +659,11 @@ done:
     da_clip_vision_free(c->cv);
     if (c->cbe) da_backend_free(c->cbe); /* after the towers whose weights it holds */
     if (c->clip_m) da_model_close(c->clip_m);
+    da_arena_free(&c->barena);
+    if (c->bbe) da_backend_free(c->bbe);
+    da_wordpiece_free(c->bwp);
+    da_blip_free(c->blip);
+    if (c->blip_m) da_model_close(c->blip_m);
     if (c->sd) da_sd_close(c->sd);
     return st;
 }

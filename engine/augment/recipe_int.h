@@ -13,6 +13,7 @@
 #include "augment/augment.h"
 #include "augment/manifest.h"
 #include "backend.h"
+#include "blip.h"
 #include "clip.h"
 #include "modelfile.h"
 #include "pipeline.h"
@@ -38,6 +39,7 @@ typedef struct da_aug_ctx {
     const da_augment_opts *o;
     da_dataset *ds;
     da_sd *sd;
+    int sampler; /* the sampler in force (o->sampler, DA_AUG_SAMPLER_AUTO resolved for the model) */
     /* CLIP (DiffCoRe-Mix, SGID) */
     da_model_file *clip_m;
     da_clip_vision *cv;
@@ -45,11 +47,18 @@ typedef struct da_aug_ctx {
     da_tokenizer *ctok;
     da_backend *cbe;
     da_arena carena;
+    /* BLIP (SGID --blip) */
+    da_model_file *blip_m;
+    da_blip *blip;
+    da_wordpiece *bwp;
+    da_backend *bbe;
+    da_arena barena;
+    char blip_hash[65];
     /* output */
     char *out_root;
     da_manifest_writer *mw;
     da_resume resume;
-    da_model_hash models[2];
+    da_model_hash models[3];
     size_t n_models;
     char clip_hash[65];
     const char *dev[DA_AUG_MAX_DEV];

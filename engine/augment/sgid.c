@@ -3,9 +3,11 @@
  * components and constants of shared/METHODS.md section 3:
  *
  *   per image I and sample k (work unit (image id, k)):
- *     caption c from --captions ("<class>/<file>\t<caption>"); BLIP captioning is not implemented,
- *       so without the file (or without an entry) the prompt is the label alone (deviation
- *       "label-only-prompts" / a note on the record);
+ *     caption c from --captions ("<class>/<file>\t<caption>", which wins), else from the BLIP
+ *       captioner given by --blip (greedy, 30 new tokens by default; cached per image in
+ *       OUT/captions/<class>/<file>.txt, written atomically, so resumed runs and other shards reuse
+ *       it), else none: the prompt is the label alone (deviation "label-only-prompts", or a note on
+ *       the record for an image the file lacks);
  *     prompt = "{label}, {caption}" (--prompt-template);
  *     s = cosine(CLIP image embedding of I, CLIP text embedding of the prompt);
  *     w = clamp(w_min + (w_max - w_min)(s - s_lo)/(s_hi - s_lo), w_min, w_max), defaults 3, 12, 0.20, 0.35;
@@ -96,6 +98,61 @@ static const char *find_caption(const captions *cs, const char *rel) {
     return f ? f->text : NULL;
 }
 
+/* The BLIP caption of one image: from OUT/captions/<class>/<file>.txt when a run with the same
+ * weights and settings wrote it (its first line is that key), else computed alone (a batch of one, so
+ * never dependent on --batch) and written there atomically. *out is malloc'd. */
+static da_status blip_caption(da_aug_ctx *c, const da_ds_image *di, const da_image *im, char **out, da_error *err) {
+    const da_augment_opts *o = c->o;
+    *out = NULL;
+    char key[128];
+    snprintf(key, sizeof key, "blip %.16s beams %d max-tokens %d", c->blip_hash, o->blip_beams, o->blip_max_tokens);
+    size_t kl = strlen(key);
+    size_t n = strlen(c->out_root) + strlen(di->rel) + 32;
+    char *path = malloc(n);
+    if (!path) return da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    snprintf(path, n, "%s/captions/%s.txt", c->out_root, di->rel);
+    char *text = NULL;
+    size_t len = 0;
+    da_error ignore;
+    if (da_is_file(path) && !da_read_file(path, &text, &len, &ignore) && len > kl && !strncmp(text, key, kl) &&
+        text[kl] == '\n' && text[len - 1] == '\n') {
+        text[len - 1] = 0;
+        *out = strdup(text + kl + 1);
+        free(text);
+        free(path);
+        return *out ? DA_OK : da_err_set(err, DA_ERR_NOMEM, "out of memory");
+    }
+    free(text);
+    da_blip_gen_params gp;
+    da_blip_gen_params_init(&gp);
+    gp.num_beams = o->blip_beams;
+    gp.max_new_tokens = o->blip_max_tokens;
+    char *cap = NULL;
+    da_status st = da_blip_caption(c->blip, c->bbe, &c->barena, c->bwp, &im, 1, NULL, &gp, &cap, err);
+    if (st) da_err_prefix(err, "BLIP caption of %s", di->rel);
+    for (char *q = cap; q && *q; q++)
+        if (*q == '\n' || *q == '\r' || *q == '\t') *q = ' ';
+    char *slash = strrchr(path, '/');
+    if (!st) {
+        *slash = 0;
+        st = da_mkdirs(path, err);
+        *slash = '/';
+    }
+    if (!st) {
+        da_buf b = {0};
+        da_buf_printf(&b, "%s\n%s\n", key, cap);
+        st = b.failed ? da_err_set(err, DA_ERR_NOMEM, "out of memory") : da_write_file_atomic(path, b.data, b.len, err);
+        da_buf_free(&b);
+    }
+    free(path);
+    if (st) {
+        free(cap);
+        return st;
+    }
+    *out = cap;
+    return DA_OK;
+}
+
 da_status da_aug_sgid_check(const da_augment_opts *o, da_error *err) {
     if (!(o->strength > 0 && o->strength <= 1)) return da_err_set(err, DA_ERR_INVALID_ARG, "--strength %g: must be in (0, 1]", o->strength);
     if (o->samples < 1 || o->samples > 10000) return da_err_set(err, DA_ERR_INVALID_ARG, "--samples %d: must be 1..10000", o->samples);
@@ -119,10 +176,14 @@ da_status da_aug_sgid(da_aug_ctx *c, da_error *err) {
     da_status st = DA_OK;
     if (o->captions) {
         if ((st = load_captions(o->captions, o->input, &cs, err))) return st;
-        da_aug_deviation(c, "user-captions-instead-of-blip", "captions come from --captions; BLIP captioning is not implemented");
-    } else
+        da_aug_deviation(c, "user-captions-instead-of-blip", "captions come from --captions instead of BLIP");
+    } else if (c->blip)
+        da_aug_msg(c, DA_MSG_INFO, "captions from BLIP (%s, %s, %d new tokens at most), cached under %s/captions/", o->blip,
+                   o->blip_beams > 1 ? "beam search" : "greedy", o->blip_max_tokens, o->output);
+    else
         da_aug_deviation(c, "label-only-prompts",
-                         "no --captions: every prompt is the class label alone (the paper captions each image with BLIP)");
+                         "no --captions or --blip: every prompt is the class label alone (the paper captions each image "
+                         "with BLIP)");
     char tag[64];
     da_sgid_tag(o->strength, tag, sizeof tag);
     size_t n_all = c->ds->n_images * (size_t)o->samples;
@@ -168,13 +229,31 @@ da_status da_aug_sgid(da_aug_ctx *c, da_error *err) {
             da_manifest_rec r;
             da_manifest_rec_init(&r);
             r.unit_id = u->id, r.unit_index = u->index, r.source = di->rel, r.class_name = c->ds->classes[u->cls].name;
-            r.prompt = prompt, r.negative_prompt = "", r.sampler = da_aug_sampler_name(o->sampler), r.steps = o->steps;
+            r.prompt = prompt, r.negative_prompt = "", r.sampler = da_aug_sampler_name(c->sampler), r.steps = o->steps;
             r.strength = o->strength, r.notes = note;
             da_image raw = {0};
             bool ok;
             if ((st = da_aug_load_input(c, u, &r, &raw, &ok, err)) || !ok) {
                 free(prompt);
                 continue;
+            }
+            if (c->blip && !o->captions) {
+                char *bc = NULL;
+                if ((st = blip_caption(c, di, &raw, &bc, err))) {
+                    da_image_free(&raw);
+                    free(prompt);
+                    break;
+                }
+                char *p2 = da_template_fill(o->prompt_template, label, o->noun, bc);
+                free(bc);
+                if (!p2) {
+                    da_image_free(&raw);
+                    free(prompt);
+                    st = da_err_set(err, DA_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                free(prompt);
+                prompt = p2;
             }
             double s;
             if (have_last && last_id == u->id) s = last_s; /* samples of one image share s (same prompt) */
@@ -223,7 +302,7 @@ da_status da_aug_sgid(da_aug_ctx *c, da_error *err) {
                 da_manifest_rec r;
                 da_manifest_rec_init(&r);
                 r.unit_id = u->id, r.unit_index = u->index, r.source = di->rel, r.class_name = c->ds->classes[u->cls].name;
-                r.prompt = prompts[k], r.negative_prompt = "", r.sampler = da_aug_sampler_name(o->sampler);
+                r.prompt = prompts[k], r.negative_prompt = "", r.sampler = da_aug_sampler_name(c->sampler);
                 r.steps = o->steps, r.guidance = items[k].guidance, r.strength = o->strength, r.filter_score = sim[k];
                 r.kept = true, r.output = name, r.notes = notes[k];
                 st = da_aug_record(c, &r, err);

@@ -23,6 +23,7 @@
  */
 #include "gemm.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -440,9 +441,134 @@ dk_gemm_status gemm(int transA, int transB, int M, int N, int K, float alpha, co
 #ifndef DK_LINEAR_SWAP_M
 #define DK_LINEAR_SWAP_M 128
 #endif
+/* Decode-time products (M <= DK_LINEAR_GEMV_M rows: one new token per caption row): the swapped
+ * blocked kernel would fill its MR x NR tiles with M useful columns of NR = 32, so these rows take
+ * a narrower path that gives the SAME BITS as the blocked kernel (a row's result never depends on
+ * how many rows came with it, so batch sizes stay interchangeable): each output is accumulated
+ * sequentially over k with the micro-kernel's multiply-add (fused where it fuses), in the same K
+ * blocks (choose_blocking's), and finished by the same epilogue arithmetic ((acc + bias) + 0, later
+ * blocks added). Vectorised across 16 outputs: threads take 16 weight rows at a time, widen and
+ * transpose a 16 x 128 tile into L1, and every x row multiplies it from there; W is read once. */
+#ifndef DK_LINEAR_GEMV_M
+#define DK_LINEAR_GEMV_M 8
+#endif
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define DK_MAC(s, a, b) fmaf((a), (b), (s))
+#else
+#define DK_MAC(s, a, b) ((s) + (a) * (b))
+#endif
+#if defined(__AVX512F__)
+/* f32 weights on AVX-512: 32 outputs (two gathers of one k from 32 weight rows) x 8 rows of x in
+ * 16 zmm accumulators; rows past M multiply zeros, outputs past N are masked out of the gathers. */
+static void linear_rows_f32_avx512(int M, int N, int K, const float *x, const float *W, const float *bias, float *y) {
+    const int nk = cdiv(K, DK_KC_MAX), kc = cdiv(K, nk), nblocks = cdiv(N, 32);
+#pragma omp parallel for schedule(static)
+    for (int nb = 0; nb < nblocks; nb++) {
+        const int n0 = nb * 32, nn = imin(32, N - n0);
+        const __mmask16 m0 = nn >= 16 ? 0xffff : (__mmask16)((1u << nn) - 1);
+        const __mmask16 m1 = nn >= 32 ? 0xffff : nn <= 16 ? 0 : (__mmask16)((1u << (nn - 16)) - 1);
+        const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                _mm512_set1_epi32(K));
+        const __m512i idx0 = step, idx1 = _mm512_add_epi32(step, _mm512_set1_epi32(16 * K));
+        const float *wb = W + (size_t)n0 * K;
+        float out[8][32] __attribute__((aligned(64)));
+        for (int pb = 0; pb < nk; pb++) {
+            const int k0 = pb * kc, kend = imin(K, k0 + kc);
+            __m512 a0[8], a1[8];
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++) a0[m] = a1[m] = _mm512_setzero_ps();
+            for (int k = k0; k < kend; k++) {
+                __m512 w0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx0, wb + k, 4);
+                __m512 w1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, idx1, wb + k, 4);
+#pragma GCC unroll 8
+                for (int m = 0; m < 8; m++) {
+                    __m512 xv = _mm512_set1_ps(m < M ? x[(size_t)m * K + k] : 0.0f);
+                    a0[m] = _mm512_fmadd_ps(xv, w0, a0[m]);
+                    a1[m] = _mm512_fmadd_ps(xv, w1, a1[m]);
+                }
+            }
+            float acc[8][32] __attribute__((aligned(64)));
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++) _mm512_store_ps(acc[m], a0[m]), _mm512_store_ps(acc[m] + 16, a1[m]);
+            for (int m = 0; m < M; m++)
+                for (int j = 0; j < nn; j++) {
+                    float a = 1.0f * acc[m][j];
+                    out[m][j] = pb == 0 ? a + (bias ? bias[n0 + j] : 0.0f) + 0.0f : out[m][j] + a;
+                }
+        }
+        for (int m = 0; m < M; m++) memcpy(y + (size_t)m * N + n0, out[m], (size_t)nn * sizeof(float));
+    }
+}
+#endif
+
+static void linear_rows(int M, int N, int K, const float *x, const void *W, dk_wtype wt, const float *bias, float *y) {
+#if defined(__AVX512F__)
+    /* gathers index with 32-bit element offsets: fine while 32 rows of W fit in 2^31 floats */
+    if (wt == DK_F32 && (int64_t)32 * K < INT32_MAX) {
+        linear_rows_f32_avx512(M, N, K, x, (const float *)W, bias, y);
+        return;
+    }
+#endif
+    enum { NB = 16, KT = 128 };
+    const int nk = cdiv(K, DK_KC_MAX), kc = cdiv(K, nk), nblocks = cdiv(N, NB);
+#pragma omp parallel
+    {
+        float tile[KT * NB] __attribute__((aligned(64)));
+        float acc[DK_LINEAR_GEMV_M][NB] __attribute__((aligned(64)));
+        float out[DK_LINEAR_GEMV_M][NB] __attribute__((aligned(64)));
+#pragma omp for schedule(static)
+        for (int nb = 0; nb < nblocks; nb++) {
+            const int n0 = nb * NB, nn = imin(NB, N - n0);
+            for (int pb = 0; pb < nk; pb++) {
+                const int k0 = pb * kc, kend = imin(K, k0 + kc);
+                memset(acc, 0, sizeof acc);
+                for (int kt = k0; kt < kend; kt += KT) {
+                    const int kl = imin(KT, kend - kt);
+                    for (int j = 0; j < NB; j++) {
+                        if (j >= nn) {
+                            for (int k = 0; k < kl; k++) tile[k * NB + j] = 0.0f;
+                            continue;
+                        }
+                        size_t base = (size_t)(n0 + j) * K + kt;
+                        if (wt == DK_F32) {
+                            const float *wr = (const float *)W + base;
+                            for (int k = 0; k < kl; k++) tile[k * NB + j] = wr[k];
+                        } else {
+                            for (int k = 0; k < kl; k++) tile[k * NB + j] = dk_load_w(W, wt, base + k);
+                        }
+                    }
+                    for (int k = 0; k < kl; k++) {
+                        const float *wv = tile + k * NB;
+                        for (int m = 0; m < M; m++) {
+                            const float xv = x[(size_t)m * K + kt + k];
+                            float *am = acc[m];
+#pragma omp simd aligned(am, wv : 64)
+                            for (int j = 0; j < NB; j++) am[j] = DK_MAC(am[j], xv, wv[j]);
+                        }
+                    }
+                }
+                for (int m = 0; m < M; m++)
+                    for (int j = 0; j < nn; j++) {
+                        float a = 1.0f * acc[m][j];
+                        out[m][j] = pb == 0 ? a + (bias ? bias[n0 + j] : 0.0f) + 0.0f : out[m][j] + a;
+                    }
+            }
+            for (int m = 0; m < M; m++) memcpy(y + (size_t)m * N + n0, out[m], (size_t)nn * sizeof(float));
+        }
+    }
+}
+#undef DK_MAC
+
 dk_gemm_status linear(int M, int N, int K, const float *x, const void *W, dk_wtype wt, const float *bias, float *y,
                       void *ws, size_t ws_bytes) {
     if (M < 0 || N < 0 || K < 0) return DK_GEMM_EARG;
+    if (M >= 1 && M <= DK_LINEAR_GEMV_M && N > 0 && K > 0) {
+        /* no scratch needed, but the workspace contract stays the blocked kernel's */
+        blocking b = choose_blocking(N, M, K);
+        if (!ws || ws_bytes < 64 + per_thread_bytes(&b)) return DK_GEMM_EWORKSPACE;
+        linear_rows(M, N, K, x, W, wt, bias, y);
+        return DK_GEMM_OK;
+    }
     dk_gemm_args g;
     memset(&g, 0, sizeof g);
     g.K = K, g.alpha = 1.0f, g.beta = 0.0f, g.C = y, g.ldc = N;

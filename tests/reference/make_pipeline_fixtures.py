@@ -3,9 +3,13 @@
 models written by our own generator (`diffaug mkmodel`), for tests/test_pipeline.c.
 
 Pipelines: StableDiffusionPipeline (txt2img), StableDiffusionImg2ImgPipeline (strength 0.75),
-StableDiffusionInstructPix2PixPipeline (edit), safety checker off, float32, CPU, 10 steps, a batch
+StableDiffusionInstructPix2PixPipeline (edit), StableDiffusionXLPipeline (txt2img on tiny-sdxl: the
+CosXL-style folder from `mkmodel --cosxl`, whose scheduler is EDMEulerScheduler(sigma_min=0.002,
+sigma_max=120, sigma_data=1, v_prediction, exponential) as the CosXL model card sets it, and the same
+weights with SDXL base's EulerDiscreteScheduler), safety checker off, float32, CPU, 10 steps, a batch
 of two prompts (with different negative prompts) from one torch.Generator().manual_seed(seed), as a
-user of diffusers writes it. Every random draw the pipeline makes goes through diffusers'
+user of diffusers writes it. SDXL cases also run with negative_prompt=None (force_zeros_for_empty_prompt:
+zero negative embeddings) and with non-default micro-conditioning. Every random draw the pipeline makes goes through diffusers'
 randn_tensor; we wrap that function in each module that imported it (the VAE's posterior sample,
 the pipelines' prepare_latents, the schedulers' step noise) and record each draw in order, so the
 test can (a) inject exactly these draws through the noise hook and (b) regenerate them from the
@@ -21,7 +25,7 @@ metadata: model (config, dtype, seed, jitter: the test recreates it with mkmodel
 deterministic), mode, sampler, karras, eta, steps, strength, guidance, image_guidance, prompts and
 negatives (JSON lists), size, torch_seed, versions.
 
-Usage: /root/refenv/bin/python tests/reference/make_pipeline_fixtures.py [build/diffaug]
+Usage: /root/refenv/bin/python tests/reference/make_pipeline_fixtures.py [build/diffaug] [--only=PREFIX ...]
 Pinned: torch 2.x CPU, diffusers 0.42.1, transformers 5.x (tests/reference/requirements.txt).
 """
 import json
@@ -40,15 +44,18 @@ import diffusers
 import transformers
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EDMEulerScheduler, EulerAncestralDiscreteScheduler,
                        EulerDiscreteScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionInstructPix2PixPipeline,
-                       StableDiffusionPipeline)
+                       StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline)
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
+ONLY = [a[len("--only="):] for a in sys.argv[1:] if a.startswith("--only=")]  # case-name prefixes to (re)write
 CLI = args[0] if args else "build/diffaug"
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "data", "pipeline")
 VOCAB = os.environ.get("DIFFAUG_VOCAB", os.path.join(HERE, "..", "..", "..", "shared", "data", "clip-tokenizer"))
 JITTER = "0.2"
-MODELS = {"sd": ("tiny-sd15", "f32", 31), "ip2p": ("tiny-ip2p", "f32", 32)}
+MODELS = {"sd": ("tiny-sd15", "f32", 31), "ip2p": ("tiny-ip2p", "f32", 32), "xl": ("tiny-sdxl", "f32", 33),
+          "cosxl": ("tiny-sdxl", "f32", 33)}
+COSXL = {"cosxl"}  # written with mkmodel --cosxl
 STEPS = 10
 W = H = 64
 PROMPTS = ["a red bird on a branch", "a watercolor painting of a harbour"]
@@ -71,6 +78,14 @@ CASES["txt2img-euler_a-nocfg"] = ("sd", "txt2img", "euler_a", {"guidance": 1.0})
 CASES["edit-euler_a"] = ("ip2p", "edit", "euler_a", {})
 CASES["edit-ddim"] = ("ip2p", "edit", "ddim", {})
 CASES["edit-dpmpp_2m"] = ("ip2p", "edit", "dpmpp_2m", {})
+# SDXL: the folder's own scheduler ("model": EDMEulerScheduler for cosxl, EulerDiscreteScheduler for xl)
+CASES["xl-cosxl"] = ("cosxl", "xl", "model", {"guidance": 12.0})
+CASES["xl-cosxl-noneg"] = ("cosxl", "xl", "model", {"negatives": None})
+CASES["xl-cosxl-microcond"] = ("cosxl", "xl", "model", {"original_size": (96, 80), "crops_coords_top_left": (8, 4),
+                                                         "target_size": (48, 56)})
+CASES["xl-euler"] = ("xl", "xl", "model", {})
+CASES["xl-euler_a-nocfg"] = ("xl", "xl", "euler_a", {"guidance": 1.0})
+CASES["xl-img2img-cosxl"] = ("cosxl", "xl-img2img", "model", {})  # StableDiffusionXLImg2ImgPipeline, strength 0.75
 
 # ---- recording every randn_tensor draw --------------------------------------------------------------
 DRAWS = []
@@ -111,9 +126,10 @@ def source_images():
     return ims
 
 
-def mk(config, dtype, seed, out):
+def mk(config, dtype, seed, out, cosxl=False):
     subprocess.run([CLI, "mkmodel", "--config", config, "--layout", "diffusers", "--dtype", dtype, "--seed", str(seed),
-                    "--jitter", JITTER, "--vocab", VOCAB, "-o", out], check=True, stdout=subprocess.DEVNULL)
+                    "--jitter", JITTER, "--vocab", VOCAB, "-o", out] + (["--cosxl"] if cosxl else []), check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def main():
@@ -124,7 +140,7 @@ def main():
         paths = {}
         for key, (config, dtype, seed) in MODELS.items():
             paths[key] = os.path.join(tmp, key)
-            mk(config, dtype, seed, paths[key])
+            mk(config, dtype, seed, paths[key], key in COSXL)
         pipes = {
             "txt2img": StableDiffusionPipeline.from_pretrained(paths["sd"], safety_checker=None,
                                                                requires_safety_checker=False),
@@ -132,16 +148,30 @@ def main():
                                                                            requires_safety_checker=False),
         }
         pipes["img2img"] = StableDiffusionImg2ImgPipeline(**pipes["txt2img"].components)
+        for key in ("xl", "cosxl"):
+            pipes[key] = StableDiffusionXLPipeline.from_pretrained(paths[key])
+        # requires_aesthetics_score=False (the class default, SDXL base): the same six time ids as txt2img
+        pipes["xl-img2img"] = StableDiffusionXLImg2ImgPipeline(**pipes["cosxl"].components)
         base_sched = {m: p.scheduler.config for m, p in pipes.items()}
+        if "EDMEulerScheduler" not in type(pipes["cosxl"].scheduler).__name__:
+            raise SystemExit("the --cosxl folder did not load with EDMEulerScheduler")
         for p in pipes.values():
             p.set_progress_bar_config(disable=True)
         install_recorder()
         images = source_images()
         pil = [Image.fromarray(a) for a in images]
         for ci, (name, (model, mode, sampler, extra)) in enumerate(CASES.items()):
-            pipe = pipes[mode]
-            cls, kw = SAMPLERS[sampler]
-            pipe.scheduler = cls.from_config(base_sched[mode], **kw)
+            if ONLY and not any(name.startswith(o) for o in ONLY):
+                continue
+            pkey = model if mode == "xl" else mode
+            if mode == "xl-img2img":
+                base_sched[pkey] = base_sched["cosxl"]
+            pipe = pipes[pkey]
+            if sampler == "model":
+                pipe.scheduler = type(pipe.scheduler).from_config(base_sched[pkey])
+            else:
+                cls, kw = SAMPLERS[sampler]
+                pipe.scheduler = cls.from_config(base_sched[pkey], **kw)
             seed = 1000 + ci
             guidance = extra.get("guidance", 7.5)
             eta = extra.get("eta", 0.0)
@@ -152,13 +182,19 @@ def main():
                 return kwargs
 
             DRAWS.clear()
-            common = dict(prompt=PROMPTS, negative_prompt=NEGATIVES, num_inference_steps=STEPS,
+            negatives = extra.get("negatives", NEGATIVES)
+            common = dict(prompt=PROMPTS, negative_prompt=negatives, num_inference_steps=STEPS,
                           guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="latent",
                           callback_on_step_end=cb, callback_on_step_end_tensor_inputs=["latents"])
             if sampler == "ddim":
                 common["eta"] = eta
             with torch.no_grad():
-                if mode == "txt2img":
+                if mode == "xl-img2img":
+                    final = pipe(image=pil, strength=0.75, **common).images
+                elif mode == "xl":
+                    micro = {k: extra[k] for k in ("original_size", "crops_coords_top_left", "target_size") if k in extra}
+                    final = pipe(height=H, width=W, **micro, **common).images
+                elif mode == "txt2img":
                     final = pipe(height=H, width=W, **common).images
                 elif mode == "img2img":
                     final = pipe(image=pil, strength=0.75, **common).images
@@ -170,16 +206,26 @@ def main():
                        "ref.image": dec.contiguous()}
             for j, (_, t) in enumerate(DRAWS):
                 tensors[f"draw.{j}"] = t.contiguous()
-            if mode != "txt2img":
+            if mode in ("img2img", "edit", "xl-img2img"):
                 tensors["image"] = torch.from_numpy(np.stack(images).astype(np.float32))
             for k, t in tensors.items():
                 assert torch.isfinite(t).all(), f"{name}: non-finite {k}"
             config, dtype, mseed = MODELS[model]
-            meta = dict(config=config, dtype=dtype, seed=mseed, jitter=JITTER, mode=mode, sampler=sampler,
+            sched = pipe.scheduler.config
+            meta_xl = {}
+            if mode.startswith("xl"):
+                meta_xl = dict(cosxl=int(model in COSXL), scheduler=type(pipe.scheduler).__name__,
+                               prediction=sched.prediction_type,
+                               original_size=",".join(map(str, extra.get("original_size", (H, W)))),
+                               crop=",".join(map(str, extra.get("crops_coords_top_left", (0, 0)))),
+                               target_size=",".join(map(str, extra.get("target_size", (H, W)))),
+                               negative_none=int(negatives is None))
+            meta = dict(config=config, dtype=dtype, seed=mseed, jitter=JITTER, mode=mode, sampler=sampler, **meta_xl,
                         karras=int(sampler.endswith("karras")), eta=eta, steps=STEPS,
-                        strength=0.75 if mode == "img2img" else 1.0, guidance=guidance,
+                        strength=0.75 if mode in ("img2img", "xl-img2img") else 1.0, guidance=guidance,
                         image_guidance=1.5 if mode == "edit" else 0.0, prompts=json.dumps(PROMPTS),
-                        negatives=json.dumps(NEGATIVES), width=W, height=H, torch_seed=seed,
+                        negatives=json.dumps(negatives if negatives is not None else [None] * len(PROMPTS)),
+                        width=W, height=H, torch_seed=seed,
                         draw_kinds=",".join(k for k, _ in DRAWS), n_run=len(steps),
                         torch=torch.__version__, diffusers=diffusers.__version__,
                         transformers=transformers.__version__,
