@@ -82,3 +82,33 @@ da_status da_backend_check_weights(const da_backend *wbe, const da_backend *be, 
     return da_err_set(err, DA_ERR_INVALID_ARG, "%s: the weights were placed on a %s backend, the forward runs on a "
                       "different %s backend", what, wbe->ops->name, be->ops->name);
 }
+
+da_status da_plan_and_run(da_backend *be, const da_backend *wbe, da_arena *a, da_forward_fn fwd, const void *ctx,
+                          const char *what, da_error *err) {
+    if (be->st) return da_backend_take_error(be, err);
+    if (da_backend_check_weights(wbe, be, what, err)) return err->code;
+    da_arena_on_backend(a, be); /* activations in backend memory (frees a block of another allocator) */
+    da_arena plan = {0}; /* counts only: never allocates */
+    da_arena_plan(&plan);
+    da_backend_plan(be);
+    fwd(ctx, be, &plan);
+    size_t need = plan.peak;
+    bool overflow = plan.overflow;
+    da_arena_free(&plan);
+    if (da_backend_commit(be, err)) return err->code;
+    if (overflow) return da_err_set(err, DA_ERR_OVERFLOW, "%s: activation size overflows", what);
+    /* keep the caller's block when it is big enough: repeated calls allocate nothing */
+    if (a->planning || !a->base || a->cap < need) {
+        da_arena_free(a);
+        a->peak = need;
+        if (da_arena_commit(a, 0, err)) return err->code;
+    }
+    a->off = 0;
+    a->overflow = false;
+    fwd(ctx, be, a);
+    if (be->st) return da_backend_take_error(be, err);
+    if (a->overflow)
+        return da_err_set(err, DA_ERR_OVERFLOW, "%s: activation arena overflow (the plan was smaller than the run)",
+                          what);
+    return DA_OK;
+}

@@ -150,6 +150,13 @@ void da_backend_free(da_backend *be);
  * `be`: the same backend, or host weights on a backend whose memory is host memory (the CPU). Else a
  * DA_ERR_INVALID_ARG naming `what` and both backends. */
 da_status da_backend_check_weights(const da_backend *wbe, const da_backend *be, const char *what, da_error *err);
+/* Run a forward written as straight-line da_op_* code twice: a planning pass on a counting arena
+ * (nothing computed, nothing allocated), then, after da_backend_commit and growing `a` only when the
+ * plan needs more than its block (in backend memory: da_arena_on_backend), the real pass. wbe: the
+ * backend the weights were bound on (checked against be; NULL: host weights). `what` prefixes errors. */
+typedef void (*da_forward_fn)(const void *ctx, da_backend *be, da_arena *a);
+da_status da_plan_and_run(da_backend *be, const da_backend *wbe, da_arena *a, da_forward_fn fwd, const void *ctx,
+                          const char *what, da_error *err);
 /* Start a planning pass (clears the recorded scratch need, keeps any allocated scratch). */
 void da_backend_plan(da_backend *be);
 /* Allocate scratch for what planning recorded and switch to computing. */

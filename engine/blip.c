@@ -52,13 +52,6 @@ const da_model_config *da_blip_cfg(const da_blip *b) { return &b->cfg; }
 int da_blip_image_tokens(const da_blip *b) { return b->tokens; }
 int da_blip_image_width(const da_blip *b) { return b->cfg.vision.hidden_size; }
 
-static da_status check_backend(da_backend *be, da_error *err) {
-    if (be && strcmp(be->ops->name, "cpu"))
-        return da_err_set(err, DA_ERR_UNSUPPORTED, "BLIP runs on the CPU backend only for now (asked for '%s')",
-                          be->ops->name);
-    return DA_OK;
-}
-
 static void bind_attn(da_binder *b, attn_w *a, const char *pre) {
     a->q = da_bind(b, "%s.self.query.weight", pre);
     a->k = da_bind(b, "%s.self.key.weight", pre);
@@ -74,7 +67,6 @@ static void bind_attn(da_binder *b, attn_w *a, const char *pre) {
 
 da_status da_blip_load(const da_model_file *m, da_backend *be, da_blip **out, da_error *err) {
     *out = NULL;
-    if (check_backend(be, err)) return err->code;
     if (!da_model_has(m, DA_COMP_BLIP))
         return da_err_set(err, DA_ERR_NOT_FOUND, "%s: not a BLIP captioner (BlipForConditionalGeneration folder)", m->path);
     da_blip *b = calloc(1, sizeof *b);
@@ -92,6 +84,7 @@ da_status da_blip_load(const da_model_file *m, da_backend *be, da_blip **out, da
     }
     da_binder *B = &b->b;
     da_binder_init(B, m, DA_COMP_BLIP);
+    B->be = be; /* weights adopted by the backend once (device copies on CUDA; identity on the CPU) */
     b->class_emb = da_bind_f32(B, "vision_model.embeddings.class_embedding");
     b->pos_emb = da_bind_f32(B, "vision_model.embeddings.position_embedding");
     b->patch = da_bind(B, "vision_model.embeddings.patch_embedding.weight");
@@ -169,37 +162,6 @@ da_status da_blip_preprocess(const da_blip *b, const da_image *im, float *out, d
     return DA_OK;
 }
 
-/* ---- plan, then run ------------------------------------------------------------------------- */
-
-typedef void (*forward_fn)(const void *ctx, da_backend *be, da_arena *a);
-
-static da_status plan_and_run(da_backend *be, da_arena *a, forward_fn fwd, const void *ctx, const char *what,
-                              da_error *err) {
-    if (be->st) return da_backend_take_error(be, err);
-    da_arena plan = {0};
-    da_arena_plan(&plan);
-    da_backend_plan(be);
-    fwd(ctx, be, &plan);
-    size_t need = plan.peak;
-    bool overflow = plan.overflow;
-    da_arena_free(&plan);
-    if (da_backend_commit(be, err)) return err->code;
-    if (overflow) return da_err_set(err, DA_ERR_OVERFLOW, "%s: activation size overflows", what);
-    if (a->planning || !a->base || a->cap < need) {
-        da_arena_free(a);
-        a->peak = need;
-        if (da_arena_commit(a, 0, err)) return err->code;
-    }
-    a->off = 0;
-    a->overflow = false;
-    fwd(ctx, be, a);
-    if (be->st) return da_backend_take_error(be, err);
-    if (a->overflow)
-        return da_err_set(err, DA_ERR_OVERFLOW, "%s: activation arena overflow (the plan was smaller than the run)",
-                          what);
-    return DA_OK;
-}
-
 /* ---- vision --------------------------------------------------------------------------------- */
 
 typedef struct vision_run {
@@ -268,14 +230,13 @@ static void vision_forward(const void *ctx, da_backend *be, da_arena *a) {
 da_status da_blip_vision_forward(const da_blip *b, da_backend *be, da_arena *a, const float *pixel_values, int B,
                                  float *image_embeds, float *pooler_output, da_error *err) {
     if (!be) return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP vision: no backend");
-    if (check_backend(be, err)) return err->code;
     const da_clip_vision_config *c = &b->cfg.vision;
     if (B < 1) return da_err_set(err, DA_ERR_SHAPE, "pixel_values: batch %d, expected >= 1", B);
     int64_t widest = c->intermediate_size > 3 * c->hidden_size ? c->intermediate_size : 3 * c->hidden_size;
     if ((int64_t)B * b->tokens * widest > INT32_MAX || (int64_t)B * 3 * c->image_size * c->image_size > INT32_MAX)
         return da_err_set(err, DA_ERR_OVERFLOW, "pixel_values: batch %d is too large for one forward", B);
     vision_run r = {b, pixel_values, B, image_embeds, pooler_output};
-    return plan_and_run(be, a, vision_forward, &r, "BLIP vision", err);
+    return da_plan_and_run(be, b->b.be, a, vision_forward, &r, "BLIP vision", err);
 }
 
 /* ---- decoder -------------------------------------------------------------------------------- */
@@ -306,13 +267,14 @@ static void state_free(dec_state *s) {
     da_arena_free(&s->arena);
 }
 
-static da_status state_init(dec_state *s, const da_blip *b, int B, int K, int Lmax, da_error *err) {
+static da_status state_init(dec_state *s, const da_blip *b, da_backend *be, int B, int K, int Lmax, da_error *err) {
     memset(s, 0, sizeof *s);
     int N = b->cfg.blip_text.num_layers;
     s->B = B, s->K = K, s->R = B * K, s->Lmax = Lmax, s->T = b->tokens;
     s->ck = calloc(4 * (size_t)N, sizeof *s->ck);
     if (!s->ck) return da_err_set(err, DA_ERR_NOMEM, "BLIP: out of memory");
     s->cv = s->ck + N, s->sk = s->ck + 2 * N, s->sv = s->ck + 3 * N;
+    da_arena_on_backend(&s->arena, be); /* the caches live where the activations do (before planning: it resets) */
     da_arena_plan(&s->arena);
     state_alloc(s, b);
     if (s->arena.overflow) {
@@ -448,18 +410,17 @@ static da_status size_check(const da_blip *b, int rows, int L, da_error *err) {
 da_status da_blip_decoder_forward(const da_blip *b, da_backend *be, da_arena *a, const int32_t *ids, int B, int L,
                                   const float *image_embeds, float *logits, da_error *err) {
     if (!be) return da_err_set(err, DA_ERR_INVALID_ARG, "BLIP decoder: no backend");
-    if (check_backend(be, err)) return err->code;
     const da_blip_text_config *t = &b->cfg.blip_text;
     if (B < 1 || L < 1 || L > t->max_positions)
         return da_err_set(err, DA_ERR_SHAPE, "input_ids: shape [%d, %d], expected [batch >= 1, 1..%d]", B, L,
                           t->max_positions);
     if (size_check(b, B, L, err) || check_ids(b, ids, (size_t)B * L, err)) return err->code;
     dec_state s;
-    if (state_init(&s, b, B, 1, L, err)) return err->code;
+    if (state_init(&s, b, be, B, 1, L, err)) return err->code;
     cross_run cr = {b, &s, image_embeds};
-    da_status st = plan_and_run(be, a, cross_forward, &cr, "BLIP decoder", err);
+    da_status st = da_plan_and_run(be, b->b.be, a, cross_forward, &cr, "BLIP decoder", err);
     step_run sr = {b, &s, ids, L, 0, true, logits};
-    if (!st) st = plan_and_run(be, a, step_forward, &sr, "BLIP decoder", err);
+    if (!st) st = da_plan_and_run(be, b->b.be, a, step_forward, &sr, "BLIP decoder", err);
     state_free(&s);
     return st;
 }
@@ -526,7 +487,7 @@ typedef struct gen_ctx {
 
 static da_status run_step(gen_ctx *g, const int32_t *ids, int n, int past, da_error *err) {
     step_run sr = {g->b, &g->s, ids, n, past, false, g->logits};
-    return plan_and_run(g->be, &g->act, step_forward, &sr, "BLIP decoder", err);
+    return da_plan_and_run(g->be, g->b->b.be, &g->act, step_forward, &sr, "BLIP decoder", err);
 }
 
 /* Reorder every layer's self-attention cache rows: row r takes row src[r] (positions 0..len). */
@@ -741,7 +702,6 @@ static da_status beam(gen_ctx *g, int B, const int32_t *prompt, int n_prompt, co
 da_status da_blip_generate(const da_blip *b, da_backend *be, const float *image_embeds, int B, const int32_t *prompt,
                            int n_prompt, const da_blip_gen_params *p, int32_t *out, int cap, int *n_out,
                            da_error *err) {
-    if (check_backend(be, err)) return err->code;
     const da_blip_text_config *t = &b->cfg.blip_text;
     da_blip_gen_params def;
     if (!p) {
@@ -769,11 +729,11 @@ da_status da_blip_generate(const da_blip *b, da_backend *be, const float *image_
     if (!be && !(be = own = da_backend_cpu_new())) return da_err_set(err, DA_ERR_NOMEM, "BLIP: out of memory");
     gen_ctx g = {.b = b, .be = be};
     g.logits = malloc((size_t)B * K * t->vocab_size * sizeof *g.logits);
-    da_status st = g.logits ? state_init(&g.s, b, B, K, n_prompt + p->max_new_tokens, err)
+    da_status st = g.logits ? state_init(&g.s, b, be, B, K, n_prompt + p->max_new_tokens, err)
                             : da_err_set(err, DA_ERR_NOMEM, "BLIP: out of memory");
     if (!st) {
         cross_run cr = {b, &g.s, image_embeds};
-        st = plan_and_run(be, &g.act, cross_forward, &cr, "BLIP decoder", err);
+        st = da_plan_and_run(be, b->b.be, &g.act, cross_forward, &cr, "BLIP decoder", err);
         if (!st) st = K == 1 ? greedy(&g, B, prompt, n_prompt, p, out, cap, n_out, err)
                              : beam(&g, B, prompt, n_prompt, p, out, cap, n_out, err);
         state_free(&g.s);

@@ -105,40 +105,6 @@ static void encoder_forward(const clip_encoder *e, da_backend *be, da_arena *a, 
     da_arena_reset(a, mark);
 }
 
-/* ---- running a forward twice: plan, then compute ------------------------------------------------ */
-
-typedef void (*forward_fn)(const void *ctx, da_backend *be, da_arena *a);
-
-static da_status plan_and_run(da_backend *be, const da_backend *wbe, da_arena *a, forward_fn fwd, const void *ctx,
-                              const char *what, da_error *err) {
-    if (be->st) return da_backend_take_error(be, err);
-    if (da_backend_check_weights(wbe, be, what, err)) return err->code;
-    da_arena_on_backend(a, be); /* activations in backend memory (frees a block of another allocator) */
-    da_arena plan = {0}; /* counts only: never allocates */
-    da_arena_plan(&plan);
-    da_backend_plan(be);
-    fwd(ctx, be, &plan);
-    size_t need = plan.peak;
-    bool overflow = plan.overflow;
-    da_arena_free(&plan);
-    if (da_backend_commit(be, err)) return err->code;
-    if (overflow) return da_err_set(err, DA_ERR_OVERFLOW, "%s: activation size overflows", what);
-    /* keep the caller's block when it is big enough: repeated calls allocate nothing */
-    if (a->planning || !a->base || a->cap < need) {
-        da_arena_free(a);
-        a->peak = need;
-        if (da_arena_commit(a, 0, err)) return err->code;
-    }
-    a->off = 0;
-    a->overflow = false;
-    fwd(ctx, be, a);
-    if (be->st) return da_backend_take_error(be, err);
-    if (a->overflow)
-        return da_err_set(err, DA_ERR_OVERFLOW, "%s: activation arena overflow (the plan was smaller than the run)",
-                          what);
-    return DA_OK;
-}
-
 /* ---- text ------------------------------------------------------------------------------------ */
 
 struct da_clip_text {
@@ -330,7 +296,7 @@ da_status da_clip_text_forward(const da_clip_text *t, da_backend *be, da_arena *
     if (!eos) return da_err_set(err, DA_ERR_NOMEM, "CLIP text: out of memory");
     for (int b = 0; b < B; b++) eos[b] = da_clip_text_eos_pos(c, ids + (size_t)b * L, L);
     text_run r = {t, ids, eos, B, L, c->num_layers - opts->clip_skip, out->pooler_output || out->text_embeds, out};
-    da_status st = plan_and_run(be, t->b.be, a, text_forward, &r, "CLIP text", err);
+    da_status st = da_plan_and_run(be, t->b.be, a, text_forward, &r, "CLIP text", err);
     free(eos);
     return st;
 }
@@ -475,7 +441,7 @@ da_status da_clip_vision_forward(const da_clip_vision *v, da_backend *be, da_are
     if ((int64_t)B * v->tokens * widest > INT32_MAX || (int64_t)B * 3 * c->image_size * c->image_size > INT32_MAX)
         return da_err_set(err, DA_ERR_OVERFLOW, "pixel_values: batch %d is too large for one forward", B);
     vision_run r = {v, pixel_values, B, out};
-    return plan_and_run(be, v->b.be, a, vision_forward, &r, "CLIP vision", err);
+    return da_plan_and_run(be, v->b.be, a, vision_forward, &r, "CLIP vision", err);
 }
 
 da_status da_clip_vision_encode_images(const da_clip_vision *v, da_backend *be, da_arena *a,

@@ -371,15 +371,29 @@ START_TEST(test_cli_caption) {
     ck_assert_msg(da_read_file(tsv2, &b, &lb, &e) == DA_OK, "%s", e.msg);
     ck_assert_msg(la == lb && !memcmp(a, b, la), "batch 1 and batch 3 differ:\n%s\n---\n%s", a, b);
     free(b);
+    /* the guard backend (device-memory discipline: every host <-> backend transfer through da_op_*,
+     * tests/test_backend_guard.c) computes with the CPU kernels: the same bytes */
+    ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 8 --batch 3 "
+                                      "--backend guard 2>/dev/null", cli, model, ds, tsv2), 0);
+    ck_assert_msg(da_read_file(tsv2, &b, &lb, &e) == DA_OK, "%s", e.msg);
+    ck_assert_msg(la == lb && !memcmp(a, b, la), "guard and cpu backends differ:\n%s\n---\n%s", a, b);
+    free(b);
     /* a prefix starts every caption; beam search runs */
     ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 6 --beams 3 "
                                       "--prefix 'a picture of' 2>/dev/null", cli, model, ds, tsv2), 0);
     ck_assert_msg(da_read_file(tsv2, &b, &lb, &e) == DA_OK, "%s", e.msg);
     ck_assert_msg(strstr(b, "\ta picture of"), "%s", b);
+    free(a);
+    /* beam search on the guard backend too (its key/value cache reordering is backend-side copies) */
+    ck_assert_int_eq(da_test_sh(NULL, "OMP_WAIT_POLICY=passive %s caption --model %s --input %s -o %s --max-tokens 6 --beams 3 "
+                                      "--prefix 'a picture of' --backend guard 2>/dev/null", cli, model, ds, tsv), 0);
+    ck_assert_msg(da_read_file(tsv, &a, &la, &e) == DA_OK, "%s", e.msg);
+    ck_assert_msg(la == lb && !memcmp(a, b, la), "beam search: guard and cpu backends differ:\n%s\n---\n%s", a, b);
     free(a), free(b);
     /* errors: exit 1 with the reason, no output file, no temporary left */
     const char *bad[][2] = {
-        {"--backend cuda", "CPU backend only"},
+        {"--backend cuda", "CUDA"}, /* no GPU here: an error naming CUDA, never a silent CPU run */
+        {"--backend nosuch", "nosuch"},
         {"--model /nonexistent/blip", "/nonexistent/blip"},
         {"--tokenizer /nonexistent/vocab", "/nonexistent/vocab"},
     };

@@ -25,7 +25,7 @@ static void usage(FILE *fp) {
             "  --repetition-penalty X    transformers' repetition_penalty (default 1: off)\n"
             "  --length-penalty X        beam search length_penalty (default 1)\n"
             "  --batch N                 images per forward (default 8)\n"
-            "  --backend cpu             compute backend (BLIP runs on the CPU for now)\n");
+            "  --backend NAME            cpu (default), cuda, cuda:N, auto, guard\n");
 }
 
 /* a caption on one TSV line: tabs and line breaks become spaces */
@@ -89,11 +89,6 @@ int cmd_caption(int argc, char **argv) {
     }
     da_error err;
     da_err_clear(&err);
-    if (strcmp(backend, "cpu")) {
-        da_err_set(&err, DA_ERR_UNSUPPORTED, "--backend %s: BLIP runs on the CPU backend only for now (use --backend cpu)",
-                   backend);
-        return cli_fail("caption", &err);
-    }
     da_dataset *ds = NULL;
     da_model_file *m = NULL;
     da_blip *b = NULL;
@@ -107,14 +102,14 @@ int cmd_caption(int argc, char **argv) {
     so.verify = false; /* every image is decoded below anyway; a bad one is reported there */
     double t0 = da_now();
     da_status st = da_dataset_scan(input, &so, &ds, &err);
+    if (!st && !(be = da_backend_new(backend, &err))) st = err.code; /* "cuda" without a GPU: an error, not the CPU */
     if (!st) st = da_model_open(model, &m, &err);
-    if (!st) st = da_blip_load(m, NULL, &b, &err);
+    if (!st) st = da_blip_load(m, be, &b, &err);
     if (!st) {
         const char *td = tokenizer ? tokenizer : m->tokenizer_dir;
         if (!td) st = da_err_set(&err, DA_ERR_NOT_FOUND, "%s: no vocab.txt in the model folder (give --tokenizer DIR)", model);
         else st = da_wordpiece_load(td, &wp, &err);
     }
-    if (!st && !(be = da_backend_cpu_new())) st = da_err_set(&err, DA_ERR_NOMEM, "out of memory");
     if (!st) {
         int32_t tmp[64];
         int np;
@@ -173,9 +168,9 @@ int cmd_caption(int argc, char **argv) {
                 "captions/s)\n", output, done, skipped, t1 - t0, dt, dt > 0 ? done / dt : 0.0);
     free(ims), free(ptr), free(which), free(caps);
     da_arena_free(&arena);
-    da_backend_free(be);
     da_wordpiece_free(wp);
     da_blip_free(b);
+    da_backend_free(be); /* after everything bound or planned on it */
     da_model_close(m);
     da_dataset_free(ds);
     return st ? cli_fail("caption", &err) : CLI_OK;

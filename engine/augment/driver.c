@@ -466,18 +466,17 @@ static size_t clean_stale_temps(const char *dir, int depth) {
 /* The BLIP captioner of SGID (--blip): model, tokenizer and the hash that keys the caption cache. */
 static da_status open_blip(da_aug_ctx *c, da_error *err) {
     const da_augment_opts *o = c->o;
-    if (o->backend && strcmp(o->backend, "cpu"))
-        return da_err_set(err, DA_ERR_UNSUPPORTED, "--blip %s: BLIP runs on the CPU backend only for now (--backend %s)",
-                          o->blip, o->backend);
-    da_status st = da_model_open(o->blip, &c->blip_m, err);
+    /* the captioner runs on a backend of the same kind as the generation (its own instance) */
+    da_status st = DA_OK;
+    if (!(c->bbe = da_backend_new(o->backend ? o->backend : "cpu", err))) st = err->code ? err->code : DA_ERR_NOMEM;
+    if (!st) st = da_model_open(o->blip, &c->blip_m, err);
     if (!st && !da_model_has(c->blip_m, DA_COMP_BLIP))
         st = da_err_set(err, DA_ERR_INVALID_ARG, "not a BLIP captioner (a transformers BlipForConditionalGeneration "
                         "folder, e.g. Salesforce/blip-image-captioning-base), found a %s",
                         da_model_kind_name(c->blip_m->kind));
-    if (!st) st = da_blip_load(c->blip_m, NULL, &c->blip, err);
+    if (!st) st = da_blip_load(c->blip_m, c->bbe, &c->blip, err);
     if (!st && !c->blip_m->tokenizer_dir) st = da_err_set(err, DA_ERR_NOT_FOUND, "no vocab.txt in the folder");
     if (!st) st = da_wordpiece_load(c->blip_m->tokenizer_dir, &c->bwp, err);
-    if (!st && !(c->bbe = da_backend_cpu_new())) st = da_err_set(err, DA_ERR_NOMEM, "out of memory");
     if (!st) {
         uint8_t d[32];
         st = da_sha256_file(c->blip_m->parts[0].path, d, err);
@@ -660,9 +659,9 @@ done:
     if (c->cbe) da_backend_free(c->cbe); /* after the towers whose weights it holds */
     if (c->clip_m) da_model_close(c->clip_m);
     da_arena_free(&c->barena);
-    if (c->bbe) da_backend_free(c->bbe);
     da_wordpiece_free(c->bwp);
     da_blip_free(c->blip);
+    if (c->bbe) da_backend_free(c->bbe); /* after the captioner whose weights it holds */
     if (c->blip_m) da_model_close(c->blip_m);
     if (c->sd) da_sd_close(c->sd);
     return st;
