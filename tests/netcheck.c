@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "backend.h"
+#include "blip.h"
 #include "clip.h"
 #include "image.h"
 #include "kcommon.h"
@@ -52,7 +53,8 @@ static float *nc_add(nc_out *o, const char *name, size_t n) {
 
 char *nc_make_model(const char *dir, const char *name, const char *preset, da_dtype dt, uint64_t seed, da_error *err) {
     char *path = da_path_join(dir, name);
-    char *vocab = da_path_join(da_test_shared(), "data/clip-tokenizer");
+    char *vocab = strstr(preset, "blip") ? strdup("tests/data/blip/vocab")
+                                         : da_path_join(da_test_shared(), "data/clip-tokenizer");
     da_mkmodel_params p;
     da_mkmodel_params_init(&p);
     p.config = preset;
@@ -321,6 +323,41 @@ done:
     free(px);
     da_arena_free(&a);
     da_clip_vision_free(v);
+    da_backend_free(be);
+    da_model_close(m);
+    if (st) nc_out_free(o);
+    return st;
+}
+
+da_status nc_blip(const char *model, const char *backend, nc_out *o, da_error *err) {
+    memset(o, 0, sizeof *o);
+    da_model_file *m;
+    da_backend *be;
+    da_status st = open_both(model, backend, &m, &be, err);
+    if (st) return st;
+    da_blip *b = NULL;
+    da_arena a = {0};
+    float *px = NULL;
+    if ((st = da_blip_load(m, be, &b, err))) goto done;
+    const da_model_config *c = da_blip_cfg(b);
+    enum { B = 2, L = 7 };
+    const int S = c->vision.image_size, T = da_blip_image_tokens(b), Dv = da_blip_image_width(b);
+    const int V = c->blip_text.vocab_size;
+    nc_rng r = {0xD6E8FEB86659FD93ull};
+    px = nc_buf(&r, (size_t)B * 3 * S * S, -1.8f, 2.1f);
+    int32_t ids[B * L];
+    for (int i = 0; i < B * L; i++) ids[i] = (int32_t)((i * 7919u + 13u) % (unsigned)V);
+    float *emb = nc_add(o, "image_embeds", (size_t)B * T * Dv), *logits = nc_add(o, "logits", (size_t)B * L * V);
+    if (!px || !emb || !logits) {
+        st = da_err_set(err, DA_ERR_NOMEM, "nc_blip: out of memory");
+        goto done;
+    }
+    if (!(st = da_blip_vision_forward(b, be, &a, px, B, emb, NULL, err)))
+        st = da_blip_decoder_forward(b, be, &a, ids, B, L, emb, logits, err);
+done:
+    free(px);
+    da_arena_free(&a);
+    da_blip_free(b);
     da_backend_free(be);
     da_model_close(m);
     if (st) nc_out_free(o);

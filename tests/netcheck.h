@@ -34,9 +34,9 @@ void nc_out_free(nc_out *o);
  * backend's precision choice must produce, so the GPU suite's tolerances can be checked here. */
 da_backend *nc_backend_new(const char *name, da_error *err);
 
-/* da_mkmodel of a preset ("tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "sd15", ...) into dir/name,
- * diffusers layout, jitter 0.2 (norms and biases not at their defaults), the shared CLIP vocabulary as
- * tokenizer. Returns the malloc'd path, NULL on error. */
+/* da_mkmodel of a preset ("tiny-sd15", "tiny-ip2p", "tiny-clip-vit-b32", "tiny-blip", "sd15", ...) into
+ * dir/name, diffusers layout, jitter 0.2 (norms and biases not at their defaults), the shared CLIP
+ * vocabulary as tokenizer (BLIP presets: the BERT vocabulary of tests/data/blip/vocab). Returns the malloc'd path, NULL on error. */
 char *nc_make_model(const char *dir, const char *name, const char *preset, da_dtype dt, uint64_t seed, da_error *err);
 
 /* UNet: sample [B, in_channels, h, w], timesteps {999, 1.5, 500, ...}, context [B, 77, D]
@@ -49,6 +49,9 @@ da_status nc_vae(const char *model, const char *backend, nc_out *o, da_error *er
 da_status nc_clip_text(const char *model, const char *backend, nc_out *o, da_error *err);
 /* CLIP vision: pixels [2, 3, S, S] -> "last_hidden_state", "pooler_output", "image_embeds". */
 da_status nc_clip_vision(const char *model, const char *backend, nc_out *o, da_error *err);
+/* BLIP: pixels [2, 3, S, S] -> "image_embeds" [2, T, Dv]; ids [2, 7] (a fixed decoder prompt) over
+ * those embeds -> "logits" [2, 7, V] (the whole-sequence decoder, no cache). */
+da_status nc_blip(const char *model, const char *backend, nc_out *o, da_error *err);
 /* da_sd_generate at 64x64, `steps` steps of `sampler`, two items (one with CFG 7.5 and a negative
  * prompt, one without CFG), Philox noise: txt2img and img2img on an SD model, edit on an
  * InstructPix2Pix model -> "latents" [2, 4, 8, 8] and "pixels" (the RGB8 bytes as floats). */

@@ -28,7 +28,7 @@
 #include "unet.h"
 #include "util.h"
 
-static char *g_dir, *g_sd, *g_ip2p, *g_clip, *g_sd16, *g_sdbf, *g_sdxl;
+static char *g_dir, *g_sd, *g_ip2p, *g_clip, *g_sd16, *g_sdbf, *g_sdxl, *g_blip;
 
 static void make_models(void) {
     da_error err;
@@ -39,6 +39,8 @@ static void make_models(void) {
     if (!g_ip2p) fprintf(stderr, "# mkmodel tiny-ip2p: %s\n", err.msg);
     g_clip = nc_make_model(g_dir, "clip", "tiny-clip-vit-b32", DA_F32, 33, &err);
     if (!g_clip) fprintf(stderr, "# mkmodel tiny-clip: %s\n", err.msg);
+    g_blip = nc_make_model(g_dir, "blip", "tiny-blip", DA_F16, 34, &err);
+    if (!g_blip) fprintf(stderr, "# mkmodel tiny-blip: %s\n", err.msg);
     g_sd16 = nc_make_model(g_dir, "sd16", "tiny-sd15", DA_F16, 34, &err);
     g_sdbf = nc_make_model(g_dir, "sdbf", "tiny-sd15", DA_BF16, 35, &err);
     g_sdxl = nc_make_model(g_dir, "sdxl", "tiny-sdxl", DA_F32, 36, &err);
@@ -51,7 +53,7 @@ static void one_thread(void) { omp_set_num_threads(1); }
 
 static void remove_models(void) {
     da_rmtree(g_dir);
-    free(g_dir), free(g_sd), free(g_ip2p), free(g_clip), free(g_sd16), free(g_sdbf), free(g_sdxl);
+    free(g_dir), free(g_sd), free(g_ip2p), free(g_clip), free(g_sd16), free(g_sdbf), free(g_sdxl), free(g_blip);
 }
 
 /* Every output of `guard` must equal the same output of `cpu` bit for bit. */
@@ -236,6 +238,20 @@ START_TEST(test_clip_parity) {
 }
 END_TEST
 
+/* BLIP: the ViT encoder and the BERT decoder with cross-attention (f16 weights adopted by the backend).
+ * Generation with its key/value caches is covered end to end by tests/test_blip.c (`caption --backend
+ * guard`, greedy and beam, equal TSVs). */
+START_TEST(test_blip_parity) {
+    ck_assert_ptr_nonnull(g_blip);
+    nc_out c, g;
+    da_error e;
+    ck_assert_msg(nc_blip(g_blip, "cpu", &c, &e) == DA_OK, "cpu: %s", e.msg);
+    ck_assert_msg(nc_blip(g_blip, "guard", &g, &e) == DA_OK, "guard: %s", e.msg);
+    assert_identical("blip", &c, &g);
+    nc_out_free(&c), nc_out_free(&g);
+}
+END_TEST
+
 static void generate_parity(const char *model, da_gen_mode mode, da_sampler_kind sampler, const char *what) {
     ck_assert_ptr_nonnull(model);
     nc_out c, g;
@@ -415,6 +431,7 @@ static Suite *guard_suite(void) {
     tcase_add_test(tm, test_unet_parity);
     tcase_add_test(tm, test_vae_parity);
     tcase_add_test(tm, test_clip_parity);
+    tcase_add_test(tm, test_blip_parity);
     tcase_add_test(tm, test_generate_txt2img_parity);
     tcase_add_test(tm, test_generate_img2img_parity);
     tcase_add_test(tm, test_generate_edit_parity);

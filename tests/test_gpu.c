@@ -802,6 +802,7 @@ START_TEST(test_network_tolerances_emulated) {
     net_parity_on("cpu-tc", "vae", "tiny-sd15", nc_vae, true);
     net_parity_on("cpu-tc", "clip text", "tiny-clip-vit-b32", nc_clip_text, true);
     net_parity_on("cpu-tc", "clip vision", "tiny-clip-vit-b32", nc_clip_vision, true);
+    net_parity_on("cpu-tc", "blip", "tiny-blip", nc_blip, true);
 }
 END_TEST
 
@@ -823,6 +824,12 @@ START_TEST(test_gpu_clip_tiny) {
     GPU_OR_SKIP();
     net_parity("clip text", "tiny-clip-vit-b32", nc_clip_text);
     net_parity("clip vision", "tiny-clip-vit-b32", nc_clip_vision);
+}
+END_TEST
+
+START_TEST(test_gpu_blip_tiny) {
+    GPU_OR_SKIP();
+    net_parity("blip", "tiny-blip", nc_blip);
 }
 END_TEST
 
@@ -1422,6 +1429,7 @@ static Suite *gpu_suite(void) {
     tcase_add_test(tn, test_gpu_unet_tiny);
     tcase_add_test(tn, test_gpu_vae_tiny);
     tcase_add_test(tn, test_gpu_clip_tiny);
+    tcase_add_test(tn, test_gpu_blip_tiny);
     tcase_add_test(tn, test_gpu_txt2img_tiny);
     tcase_add_test(tn, test_gpu_unet_sd15_full);
     suite_add_tcase(s, tn);
