@@ -240,6 +240,21 @@ static da_status infer_vae(const da_model_file *m, da_vae_config *v, da_error *e
  * 1024/16, 1280/20); towers narrower than 64 (our tiny models) use 8-wide heads. */
 static int heads_rule(int hidden) { return hidden >= 64 && hidden % 64 == 0 ? hidden / 64 : (hidden % 8 ? 1 : hidden / 8); }
 
+/* A CLIP text config from a single file's shapes: SD 1.x's defaults (ids, eps, activation) with the
+ * widths, depth and positions found in the tensors; heads by the 64-wide rule. */
+static void text_from_shapes(da_clip_text_config *t, int vocab, int hidden, int layers, int inter, int pos, int proj) {
+    da_model_config tmp;
+    da_config_preset("sd15", &tmp);
+    *t = tmp.text;
+    t->vocab_size = vocab;
+    t->hidden_size = hidden;
+    t->num_layers = layers;
+    t->num_heads = heads_rule(hidden);
+    t->intermediate_size = inter;
+    t->max_positions = pos;
+    t->projection_dim = proj;
+}
+
 static da_status infer_text(const da_model_file *m, da_clip_text_config *t, da_error *err) {
     char lp[96];
     snprintf(lp, sizeof lp, "%s.", da_text_ldm_prefix(m->cfg.family));
@@ -256,17 +271,7 @@ static da_status infer_text(const da_model_file *m, da_clip_text_config *t, da_e
     while (layers < 256 && shape_of(m, C, sh, "%sencoder.layers.%d.layer_norm1.weight", P, layers) >= 0) layers++;
     if ((st = need(shape_of(m, C, sh, "%sencoder.layers.0.mlp.fc1.weight", P), 2, "encoder.layers.0.mlp.fc1", m, err)))
         return st;
-    int inter = (int)sh[0];
-    da_model_config tmp;
-    da_config_preset("sd15", &tmp);
-    *t = tmp.text;
-    t->vocab_size = vocab;
-    t->hidden_size = hidden;
-    t->num_layers = layers;
-    t->num_heads = heads_rule(hidden);
-    t->intermediate_size = inter;
-    t->max_positions = pos;
-    t->projection_dim = hidden;
+    text_from_shapes(t, vocab, hidden, layers, (int)sh[0], pos, hidden);
     return DA_OK;
 }
 
@@ -298,16 +303,7 @@ static da_status infer_text2(const da_model_file *m, da_clip_text_config *t, da_
                           "projection]", m->path, P, (long long)sh[0], (long long)sh[1], hidden);
     int proj = (int)sh[1];
     if (layers < 1) return da_err_set(err, DA_ERR_FORMAT, "%s: %stransformer has no resblocks", m->path, P);
-    da_model_config tmp;
-    da_config_preset("sd15", &tmp);
-    *t = tmp.text;
-    t->vocab_size = vocab;
-    t->hidden_size = hidden;
-    t->num_layers = layers;
-    t->num_heads = heads_rule(hidden);
-    t->intermediate_size = inter;
-    t->max_positions = pos;
-    t->projection_dim = proj;
+    text_from_shapes(t, vocab, hidden, layers, inter, pos, proj);
     snprintf(t->hidden_act, sizeof t->hidden_act, "gelu");
     return DA_OK;
 }
