@@ -21,7 +21,7 @@ import time
 
 import torch
 from PIL import Image
-from transformers import BlipForConditionalGeneration, BlipImageProcessor
+from transformers import BlipForConditionalGeneration, BlipImageProcessorPil
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="/tmp/blip-bench/blip-base-f32")
@@ -34,7 +34,7 @@ a = ap.parse_args()
 cli = os.path.join(a.build, "diffaug")
 root = os.path.dirname(a.model.rstrip("/")) or "."
 if not os.path.exists(a.model):
-    subprocess.run([cli, "mkmodel", "--config", "blip-base", "--dtype", "f32", "--seed", "1",
+    subprocess.run([cli, "mkmodel", "--config", "blip-base", "--layout", "diffusers", "--dtype", "f32", "--seed", "1",
                     "--vocab", "tests/data/blip/vocab", "-o", a.model], check=True)
 batches = [int(b) for b in a.batches.split(",")]
 n_img = max(batches)
@@ -48,8 +48,9 @@ images = sorted(glob.glob(os.path.join(ds, "*", "*")))
 torch.set_num_threads(a.threads)
 env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OMP_WAIT_POLICY="passive")
 model = BlipForConditionalGeneration.from_pretrained(a.model, torch_dtype=torch.float32).eval()
-proc = BlipImageProcessor.from_pretrained(a.model) if os.path.exists(os.path.join(a.model, "preprocessor_config.json")) \
-    else BlipImageProcessor()
+# the PIL processor: the one transformers falls back to without torchvision, and the one diffaug equals
+proc = BlipImageProcessorPil.from_pretrained(a.model) if os.path.exists(os.path.join(a.model, "preprocessor_config.json")) \
+    else BlipImageProcessorPil()
 print(f"# {time.strftime('%Y-%m-%d %H:%M')} threads {a.threads}, {a.tokens} new tokens, greedy; "
       f"torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}", flush=True)
 
@@ -68,11 +69,11 @@ for b in batches:
         sys.exit("compare_blip: `diffaug caption` printed no captions/s line:\n" + out.stderr + out.stdout)
     ours = float(rates[-1])  # the summary line (progress lines come first on a terminal)
     pil = [Image.open(p).convert("RGB") for p in sub]
-    ids0 = torch.full((b, 1), model.config.text_config.bos_token_id, dtype=torch.long)
     with torch.inference_mode():
         t0 = time.perf_counter()
         px = proc(images=pil, return_tensors="pt").pixel_values
-        model.generate(pixel_values=px, input_ids=ids0, max_new_tokens=a.tokens, min_new_tokens=a.tokens,
+        # no input_ids: BLIP's generate starts every row from [bos] itself (unconditional captioning)
+        model.generate(pixel_values=px, max_new_tokens=a.tokens, min_new_tokens=a.tokens,
                        num_beams=1, do_sample=False)
         theirs = b / (time.perf_counter() - t0)
     print(f"batch {b}: diffaug {ours:.3f} captions/s, transformers {theirs:.3f} captions/s, "
