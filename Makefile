@@ -195,7 +195,8 @@ $(BUILD)/tests/test_cuda_emu: $(BUILD)/obj/tests/test_cuda_emu.o $(EMU_OBJ) $(TE
 # ---- demo ----------------------------------------------------------------------------------------
 # The whole augmentation pipeline on tiny random-weight models (seconds on 2 cores): a synthetic
 # 3-class dataset, then DiffuseMix, DiffCoRe-Mix (on SD 1.x, labelled deviations, and on a CosXL-style
-# tiny SDXL file: EDM Euler v-prediction, no deviation) and SGID over it, each with its manifest and a
+# tiny SDXL file: EDM Euler v-prediction, no deviation) and SGID (prompts from a tiny BLIP captioner)
+# over it, each with its manifest and a
 # contact sheet (original | generated | hybrid | final). Random weights give noise-like images;
 # weights/README.md has the real files and command lines. OMP_WAIT_POLICY=passive: on a busy
 # 2-core host libgomp's spinning barriers made tiny models 10x slower (docs/RECIPES.md).
@@ -211,6 +212,7 @@ demo: deps
 	$(CLI) mkmodel --config tiny-sd15 --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-sd15; \
 	$(CLI) mkmodel --config tiny-clip-vit-b32 --layout diffusers --vocab $(DEMO_VOCAB) -o $(DEMO)/models/tiny-clip; \
 	$(CLI) mkmodel --config tiny-sdxl --layout single --cosxl -o $(DEMO)/models/tiny-cosxl.safetensors; \
+	$(CLI) mkmodel --config tiny-blip --layout diffusers --vocab tests/data/blip/vocab -o $(DEMO)/models/tiny-blip; \
 	$(CLI) mkmodel --config tiny-sdxl --layout diffusers --seed 1 -o $(DEMO)/models/tiny-sdxl-vae; \
 	$(CLI) mkdataset --classes 3 --per-class 4 --size 64 --seed 1 -o $(DEMO)/dataset; \
 	$(CLI) sheet --cols 4 --cell 96 -o $(DEMO)/dataset.png $(DEMO)/dataset/*/*; \
@@ -229,9 +231,10 @@ demo: deps
 	    --batch 4 --intermediates --sheet 6; \
 	if grep -q '"deviations":\[\]' $(DEMO)/diffcoremix-cosxl/manifest.jsonl; then echo "   (manifest: no deviation)"; \
 	else echo "demo: the CosXL DiffCoRe-Mix manifest records a deviation"; exit 1; fi; \
-	echo "== SGID (img2img, guidance from CLIP similarity)"; \
+	echo "== SGID (BLIP caption per image, img2img, guidance from CLIP similarity)"; \
 	$(DEMO_ENV) $(CLI) augment --recipe sgid --model $(DEMO)/models/tiny-sd15 --clip $(DEMO)/models/tiny-clip \
-	    --input $(DEMO)/dataset --output $(DEMO)/sgid --size 64 --steps $(DEMO_STEPS) --batch 4 --sheet 6; \
+	    --blip $(DEMO)/models/tiny-blip --input $(DEMO)/dataset --output $(DEMO)/sgid --size 64 --steps $(DEMO_STEPS) \
+	    --batch 4 --sheet 6; \
 	echo; echo "demo finished in $$(( $$(date +%s) - start )) s:"; \
 	echo "  dataset      $(DEMO)/dataset  (sheet $(DEMO)/dataset.png)"; \
 	for r in diffusemix diffcoremix diffcoremix-cosxl sgid; do \
