@@ -255,7 +255,7 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
 # per target: the sources under test and the libFuzzer options (dictionary, input size)
 FUZZ_SRC_safetensors  := engine/safetensors.c engine/json.c engine/util.c
 FUZZ_OPTS_safetensors := -max_len=4096 -dict=tests/fuzz/safetensors.dict
-FUZZ_SRC_wordpiece    := engine/wordpiece.c engine/json.c engine/util.c
+FUZZ_SRC_wordpiece    := engine/wordpiece.c engine/unicode.c engine/json.c engine/util.c
 FUZZ_OPTS_wordpiece   := -max_len=4096 -dict=tests/fuzz/wordpiece.dict
 FUZZ_TARGETS := safetensors wordpiece
 fuzz: deps-fuzz

@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "json.h"
+#include "unicode.h"
 #include "unicode_tables.h"
 #include "util.h"
 
@@ -193,17 +194,6 @@ static bool is_space(uint32_t c) {
     return in_ranges(da_uni_space, N_ELEMS(da_uni_space), c);
 }
 
-static int ccc_of(uint32_t c) {
-    if (c < 0x300) return 0;
-    size_t lo = 0, hi = N_ELEMS(da_uni_ccc);
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (da_uni_ccc[mid][1] < c) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < N_ELEMS(da_uni_ccc) && da_uni_ccc[lo][0] <= c ? (int)da_uni_ccc[lo][2] : 0;
-}
-
 /* Index of c in a table sorted by its first column, or -1. */
 #define FIND_FIRST(table, c)                                                                       \
     ({                                                                                             \
@@ -259,11 +249,11 @@ static bool nfc(const u32vec *in, u32vec *out) {
     size_t n = out->n;
     /* canonical ordering: stable insertion sort of each run of non-starters by class */
     for (size_t i = 1; i < n; i++) {
-        int cc = ccc_of(b[i]);
+        int cc = da_unicode_ccc(b[i]);
         if (!cc) continue;
         size_t j = i;
         uint32_t c = b[i];
-        while (j > 0 && ccc_of(b[j - 1]) > cc) {
+        while (j > 0 && da_unicode_ccc(b[j - 1]) > cc) {
             b[j] = b[j - 1];
             j--;
         }
@@ -271,10 +261,10 @@ static bool nfc(const u32vec *in, u32vec *out) {
     }
     if (n == 0) return true;
     size_t starter = 0, w = 1;
-    int last = ccc_of(b[0]) ? 256 : 0; /* a leading non-starter blocks composition */
+    int last = da_unicode_ccc(b[0]) ? 256 : 0; /* a leading non-starter blocks composition */
     for (size_t i = 1; i < n; i++) {
         uint32_t c = b[i];
-        int cc = ccc_of(c);
+        int cc = da_unicode_ccc(c);
         /* c combines with the last starter unless a character in between blocks it */
         uint32_t comp = (last < cc || last == 0) ? compose_pair(b[starter], c) : 0;
         if (comp) {
@@ -291,13 +281,10 @@ static bool nfc(const u32vec *in, u32vec *out) {
 
 /* Rust char::to_lowercase (what tokenizers' Lowercase normalizer applies code point by code point). */
 static bool lower_into(uint32_t c, u32vec *out) {
-    if (c < 0x80) return u32_push(out, c >= 'A' && c <= 'Z' ? c + 32 : c);
-    long k = FIND_FIRST(da_uni_lower, c);
-    if (k >= 0) return u32_push(out, da_uni_lower[k][1]);
-    k = FIND_FIRST(da_uni_lower_multi, c);
-    if (k < 0) return u32_push(out, c);
-    for (int j = 1; j < 4 && da_uni_lower_multi[k][j]; j++)
-        if (!u32_push(out, da_uni_lower_multi[k][j])) return false;
+    uint32_t l[3];
+    int n = da_unicode_lower(c, l);
+    for (int j = 0; j < n; j++)
+        if (!u32_push(out, l[j])) return false;
     return true;
 }
 

@@ -7,6 +7,7 @@
 
 #include "json.h"
 #include "util.h"
+#include "unicode.h"
 #include "wordpiece_tables.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -47,16 +48,6 @@ static bool in_ranges(const uint32_t (*r)[2], size_t n, uint32_t c) {
     return lo < n && r[lo][0] <= c;
 }
 #define IN_TABLE(t, c) in_ranges((t), N_ELEMS(t), (c))
-
-static int ccc_of(uint32_t c) {
-    size_t lo = 0, hi = N_ELEMS(da_wp_ccc);
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (da_wp_ccc[mid][1] < c) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < N_ELEMS(da_wp_ccc) && da_wp_ccc[lo][0] <= c ? (int)da_wp_ccc[lo][2] : 0;
-}
 
 /* Row index of c in a table sorted by its first column, or -1. */
 #define FIND_ROW(table, c, out)                                                                    \
@@ -126,11 +117,11 @@ static bool bert_normalize(const da_wordpiece *w, const uint32_t *cps, size_t n,
         for (size_t i = 0; i < a.n; i++) decompose(&b, a.p[i]);
         /* canonical ordering: a stable insertion sort of each run of non-starters by class */
         for (size_t i = 0; i < b.n && !b.failed; i++) {
-            int ci = ccc_of(b.p[i]);
+            int ci = da_unicode_ccc(b.p[i]);
             if (!ci) continue;
             size_t j = i;
             uint32_t c = b.p[i];
-            while (j > 0 && ccc_of(b.p[j - 1]) > ci) {
+            while (j > 0 && da_unicode_ccc(b.p[j - 1]) > ci) {
                 b.p[j] = b.p[j - 1];
                 j--;
             }
@@ -142,19 +133,9 @@ static bool bert_normalize(const da_wordpiece *w, const uint32_t *cps, size_t n,
     }
     if (w->lower) {
         for (size_t i = 0; i < a.n; i++) {
-            uint32_t c = a.p[i];
-            long r;
-            FIND_ROW(da_wp_lower, c, r);
-            if (r >= 0) {
-                cp_push(out, da_wp_lower[r][1]);
-                continue;
-            }
-            FIND_ROW(da_wp_lower_multi, c, r);
-            if (r >= 0) {
-                for (int k = 1; k < 4 && da_wp_lower_multi[r][k]; k++) cp_push(out, da_wp_lower_multi[r][k]);
-                continue;
-            }
-            cp_push(out, c);
+            uint32_t l[3];
+            int nl = da_unicode_lower(a.p[i], l);
+            for (int k = 0; k < nl; k++) cp_push(out, l[k]);
         }
     } else {
         for (size_t i = 0; i < a.n; i++) cp_push(out, a.p[i]);
