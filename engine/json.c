@@ -503,3 +503,19 @@ long da_json_find_dup(const da_json *obj) {
     free(r);
     return best;
 }
+
+da_status da_json_read_object(const char *path, da_json **out, da_error *err) {
+    char *text;
+    size_t len;
+    *out = NULL;
+    da_status st = da_read_file(path, &text, &len, err);
+    if (st != DA_OK) return st;
+    st = da_json_parse(text, len, path, out, err);
+    free(text);
+    if (st == DA_OK && (*out)->type != DA_JSON_OBJECT) {
+        da_json_free(*out);
+        *out = NULL;
+        st = da_err_set(err, DA_ERR_FORMAT, "%s: expected a JSON object", path);
+    }
+    return st;
+}

@@ -47,6 +47,8 @@ struct da_json {
  * says what and at which byte offset; what = a label for messages (usually the file name).
  * Duplicate object keys are allowed here (callers that care check them: see da_json_find_dup). */
 da_status da_json_parse(const char *text, size_t len, const char *what, da_json **out, da_error *err);
+/* Read and parse the file at path, which must hold a JSON object (errors name the path). */
+da_status da_json_read_object(const char *path, da_json **out, da_error *err);
 void da_json_free(da_json *j);
 
 /* Object lookup by key (first match), NULL when absent or j is not an object. */

@@ -892,22 +892,6 @@ static const char *config_token(const da_json *j, const char *key) {
     return NULL;
 }
 
-static da_status read_json_file(const char *path, da_json **out, da_error *err) {
-    char *text;
-    size_t len;
-    *out = NULL;
-    da_status st = da_read_file(path, &text, &len, err);
-    if (st != DA_OK) return st;
-    st = da_json_parse(text, len, path, out, err);
-    free(text);
-    if (st == DA_OK && (*out)->type != DA_JSON_OBJECT) {
-        da_json_free(*out);
-        *out = NULL;
-        st = da_err_set(err, DA_ERR_FORMAT, "%s: expected a JSON object", path);
-    }
-    return st;
-}
-
 /* A tokenizer folder: vocab.json + merges.txt, and the special tokens from tokenizer_config.json,
  * overridden by special_tokens_map.json as transformers does when the config has no
  * added_tokens_decoder. */
@@ -926,7 +910,7 @@ static da_status load_folder(const char *dir, da_tokenizer **out, da_error *err)
         goto done;
     }
     if (da_is_file(cfgp)) {
-        if ((st = read_json_file(cfgp, &cfg, err)) != DA_OK) goto done;
+        if ((st = da_json_read_object(cfgp, &cfg, err)) != DA_OK) goto done;
         const char *s;
         if ((s = config_token(cfg, "bos_token"))) c.bos = s;
         if ((s = config_token(cfg, "eos_token"))) c.eos = s;
@@ -936,7 +920,7 @@ static da_status load_folder(const char *dir, da_tokenizer **out, da_error *err)
         if (da_json_get_int(cfg, "model_max_length", &ml) && ml >= 2 && ml <= 1 << 20) c.max_length = (int)ml;
     }
     if (da_is_file(mapp) && !(cfg && da_json_get(cfg, "added_tokens_decoder"))) {
-        if ((st = read_json_file(mapp, &map, err)) != DA_OK) goto done;
+        if ((st = da_json_read_object(mapp, &map, err)) != DA_OK) goto done;
         const char *s;
         if ((s = config_token(map, "bos_token"))) c.bos = s;
         if ((s = config_token(map, "eos_token"))) c.eos = s;

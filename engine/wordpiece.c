@@ -307,22 +307,6 @@ static da_status read_vocab(da_wordpiece *w, const char *path, da_error *err) {
 
 /* ---- config ------------------------------------------------------------------------------------- */
 
-static da_status read_json_object(const char *path, da_json **out, da_error *err) {
-    char *text;
-    size_t len;
-    *out = NULL;
-    da_status st = da_read_file(path, &text, &len, err);
-    if (st != DA_OK) return st;
-    st = da_json_parse(text, len, path, out, err);
-    free(text);
-    if (st == DA_OK && (*out)->type != DA_JSON_OBJECT) {
-        da_json_free(*out);
-        *out = NULL;
-        st = da_err_set(err, DA_ERR_FORMAT, "%s: expected a JSON object", path);
-    }
-    return st;
-}
-
 /* A token value: a string or an AddedToken object {"content": ...}; NULL for null/absent.
  * *bad is set when the value has another type. */
 static const char *token_value(const da_json *v, bool *bad) {
@@ -417,7 +401,7 @@ static da_status apply_config(da_wordpiece *w, const char *dir, da_error *err) {
     }
     const da_json *decoder = NULL;
     if (da_is_file(cfgp)) {
-        if ((st = read_json_object(cfgp, &cfg, err)) != DA_OK) goto done;
+        if ((st = da_json_read_object(cfgp, &cfg, err)) != DA_OK) goto done;
         bool lower = true, chinese = true, strip = false, cleanup = false;
         bool has_strip = false;
         json_bool_opt(cfg, "do_lower_case", &lower, &bad);
@@ -493,7 +477,7 @@ static da_status apply_config(da_wordpiece *w, const char *dir, da_error *err) {
     } else {
         /* legacy files, read as transformers' from_pretrained does without added_tokens_decoder */
         if (da_is_file(mapp)) {
-            if ((st = read_json_object(mapp, &map, err)) != DA_OK) goto done;
+            if ((st = da_json_read_object(mapp, &map, err)) != DA_OK) goto done;
             for (int k = 0; k < K_N; k++) {
                 const da_json *v = da_json_get(map, special_keys[k]);
                 if (v) c.named[k] = token_value(v, &bad);
@@ -508,7 +492,7 @@ static da_status apply_config(da_wordpiece *w, const char *dir, da_error *err) {
             }
         }
         if (da_is_file(addp)) {
-            if ((st = read_json_object(addp, &add, err)) != DA_OK) goto done;
+            if ((st = da_json_read_object(addp, &add, err)) != DA_OK) goto done;
             for (size_t i = 0; i < add->n; i++) {
                 const char *tok = add->keys[i];
                 const da_json *v = &add->items[i];
