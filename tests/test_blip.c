@@ -71,19 +71,6 @@ static void teardown(void) {
     free(tmpdir);
 }
 
-static da_st_file *open_st(const char *path) {
-    da_st_file *f;
-    da_error e;
-    ck_assert_msg(da_st_open(path, &f, &e) == DA_OK, "%s", e.msg);
-    return f;
-}
-
-static const da_st_tensor *need(const da_st_file *f, const char *name) {
-    const da_st_tensor *t = da_st_find(f, name);
-    ck_assert_msg(t != NULL, "%s: no tensor %s", f->path, name);
-    return t;
-}
-
 /* The tiny-blip of the fixtures (with sep_token_id set to eos when eos > 0), made once per name. */
 static char *model_path(int eos) {
     char *path = malloc(1024);
@@ -137,14 +124,14 @@ static void check(const char *label, const char *kind, const float *got, const d
 START_TEST(test_vision) {
     loaded L;
     load(&L, 0);
-    da_st_file *ref = open_st(DATA "/vision.ref.safetensors");
+    da_st_file *ref = da_test_st_open(DATA "/vision.ref.safetensors");
     int T = da_blip_image_tokens(L.b), D = da_blip_image_width(L.b);
     ck_assert_int_eq(T, 577);
     float *px = pixels(3), *emb = malloc(sizeof(float) * 3 * T * D), *pool = malloc(sizeof(float) * 3 * D);
     da_error e;
     ck_assert_msg(da_blip_vision_forward(L.b, L.be, &L.a, px, 3, emb, pool, &e) == DA_OK, "%s", e.msg);
-    check("vision image_embeds", "image_embeds", emb, need(ref, "image_embeds"));
-    check("vision pooler_output", "pooler_output", pool, need(ref, "pooler_output"));
+    check("vision image_embeds", "image_embeds", emb, da_test_st_need(ref, "image_embeds"));
+    check("vision pooler_output", "pooler_output", pool, da_test_st_need(ref, "pooler_output"));
     /* one image alone gives the same tokens as inside the batch */
     float *one = malloc(sizeof(float) * T * D);
     ck_assert_msg(da_blip_vision_forward(L.b, L.be, &L.a, px + 2 * 3 * 384 * 384, 1, one, NULL, &e) == DA_OK, "%s", e.msg);
@@ -158,11 +145,11 @@ END_TEST
 START_TEST(test_decoder_logits) {
     loaded L;
     load(&L, 0);
-    da_st_file *vref = open_st(DATA "/vision.ref.safetensors"), *ref = open_st(DATA "/decoder.ref.safetensors");
-    const da_st_tensor *it = need(ref, "input_ids"), *lt = need(ref, "logits");
+    da_st_file *vref = da_test_st_open(DATA "/vision.ref.safetensors"), *ref = da_test_st_open(DATA "/decoder.ref.safetensors");
+    const da_st_tensor *it = da_test_st_need(ref, "input_ids"), *lt = da_test_st_need(ref, "logits");
     int B = (int)it->shape[0], Lq = (int)it->shape[1], V = da_blip_cfg(L.b)->blip_text.vocab_size;
     ck_assert_int_eq(lt->shape[2], (V + 3) / 4);
-    const float *emb = need(vref, "image_embeds")->data;
+    const float *emb = da_test_st_need(vref, "image_embeds")->data;
     float *logits = malloc(sizeof(float) * B * Lq * V), *sub = malloc(sizeof(float) * lt->numel);
     da_error e;
     ck_assert_msg(da_blip_decoder_forward(L.b, L.be, &L.a, it->data, B, Lq, emb, logits, &e) == DA_OK, "%s", e.msg);
@@ -185,13 +172,13 @@ END_TEST
 /* Every generate case of the fixture, ids identical, for the batch of three images and (greedy and
  * beam) for an image alone. */
 START_TEST(test_generate) {
-    da_st_file *ref = open_st(DATA "/generate.ref.safetensors"), *vref = open_st(DATA "/vision.ref.safetensors");
+    da_st_file *ref = da_test_st_open(DATA "/generate.ref.safetensors"), *vref = da_test_st_open(DATA "/vision.ref.safetensors");
     int eos = atoi(da_st_meta(ref, "eos"));
     ck_assert_int_gt(eos, 0);
     loaded L;
     load(&L, eos);
     ck_assert_int_eq(da_blip_cfg(L.b)->blip_text.sep_token_id, eos);
-    const float *emb = need(vref, "image_embeds")->data;
+    const float *emb = da_test_st_need(vref, "image_embeds")->data;
     int T = da_blip_image_tokens(L.b), D = da_blip_image_width(L.b);
     const int32_t prefix[4] = {30522, 1037, 3861, 1997}, bos[1] = {30522};
     static const char *const cases[] = {"greedy", "greedy_prefix_rep_min", "greedy_rep", "beam3", "beam3_prefix_rep_min_lp",
@@ -218,7 +205,7 @@ START_TEST(test_generate) {
         da_json_free(j);
         const int32_t *prompt = pre ? prefix : bos;
         int np = pre ? 4 : 1;
-        const da_st_tensor *rt = need(ref, cases[c]);
+        const da_st_tensor *rt = da_test_st_need(ref, cases[c]);
         const int32_t *rv = rt->data;
         int W = (int)rt->shape[1];
         int cap = p.max_new_tokens, n_out[3];
@@ -261,8 +248,8 @@ START_TEST(test_preprocess) {
     ck_assert_msg(da_image_load(DATA "/cat.png", &im, &e) == DA_OK, "%s", e.msg);
     float *px = malloc(sizeof(float) * 3 * 384 * 384);
     ck_assert_msg(da_blip_preprocess(L.b, &im, px, &e) == DA_OK, "%s", e.msg);
-    da_st_file *ref = open_st(DATA "/preprocess.ref.safetensors");
-    const da_st_tensor *r = need(ref, "pixel_values");
+    da_st_file *ref = da_test_st_open(DATA "/preprocess.ref.safetensors");
+    const da_st_tensor *r = da_test_st_need(ref, "pixel_values");
     ck_assert_int_eq(r->shape[2], 48);
     float *sub = malloc(sizeof(float) * r->numel);
     size_t k = 0;

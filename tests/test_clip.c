@@ -83,23 +83,10 @@ static char *mkmodel(const char *config, const char *layout, const char *dtype, 
     return path;
 }
 
-static da_st_file *open_st(const char *path) {
-    da_st_file *f;
-    da_error e;
-    ck_assert_msg(da_st_open(path, &f, &e) == DA_OK, "%s", e.msg);
-    return f;
-}
-
-static const da_st_tensor *need(const da_st_file *f, const char *name) {
-    const da_st_tensor *t = da_st_find(f, name);
-    ck_assert_msg(t != NULL, "%s: no tensor %s", f->path, name);
-    return t;
-}
-
 /* Compare got with the reference tensor `name` of ref under the dtype's tolerance row. */
 static void check_out(const char *label, const char *name, const float *got, const da_st_file *ref,
                       const char *dtype) {
-    const da_st_tensor *r = need(ref, name);
+    const da_st_tensor *r = da_test_st_need(ref, name);
     ck_assert_int_eq(r->dtype, DA_F32);
     const float *rv = r->data;
     double rmax = 0;
@@ -115,7 +102,7 @@ static void check_out(const char *label, const char *name, const float *got, con
 }
 
 static int32_t *ids_of(const da_st_file *in, int *B, int *L) {
-    const da_st_tensor *t = need(in, "input_ids");
+    const da_st_tensor *t = da_test_st_need(in, "input_ids");
     ck_assert_int_eq(t->rank, 2);
     *B = (int)t->shape[0], *L = (int)t->shape[1];
     int32_t *ids = malloc(t->numel * sizeof *ids);
@@ -136,9 +123,9 @@ static void text_case(const char *model_path, da_component comp, const char *fix
                       int clip_skip, const char *label) {
     char p[512];
     snprintf(p, sizeof p, DATA "/%s.in.safetensors", fixture);
-    da_st_file *in = open_st(p);
+    da_st_file *in = da_test_st_open(p);
     snprintf(p, sizeof p, DATA "/%s.ref.safetensors", fixture);
-    da_st_file *ref = open_st(p);
+    da_st_file *ref = da_test_st_open(p);
     da_model_file *m;
     da_error e;
     ck_assert_msg(da_model_open(model_path, &m, &e) == DA_OK, "%s", e.msg);
@@ -210,11 +197,11 @@ static void cli_case(const char *model_path, const char *component, const char *
     ck_assert_msg(rc == 0, "diffaug run %s: %s", component, log ? log : "");
     free(log);
     snprintf(p, sizeof p, DATA "/%s.ref.safetensors", fixture);
-    da_st_file *ref = open_st(p), *out = open_st(outp);
+    da_st_file *ref = da_test_st_open(p), *out = da_test_st_open(outp);
     char lab[256];
     snprintf(lab, sizeof lab, "%s CLI", label);
     for (size_t i = 0; i < ref->n_tensors; i++) {
-        const da_st_tensor *r = &ref->tensors[i], *o = need(out, r->name);
+        const da_st_tensor *r = &ref->tensors[i], *o = da_test_st_need(out, r->name);
         ck_assert_int_eq(o->dtype, DA_F32);
         ck_assert_int_eq(o->rank, r->rank);
         for (int d = 0; d < r->rank; d++) ck_assert_int_eq(o->shape[d], r->shape[d]);
@@ -287,7 +274,7 @@ static float *fixture_pixels(const da_st_file *ref, int *B, const char *write_to
 static void vision_case(const char *model_path, const char *fixture, const char *dtype, const char *label) {
     char p[512], inp[1024];
     snprintf(p, sizeof p, DATA "/%s.ref.safetensors", fixture);
-    da_st_file *ref = open_st(p);
+    da_st_file *ref = da_test_st_open(p);
     snprintf(inp, sizeof inp, "%s/pixels.safetensors", tmpdir);
     int B;
     float *px = fixture_pixels(ref, &B, inp);

@@ -56,21 +56,8 @@ static char *mkmodel(const char *layout, const char *dtype, const char *name) {
     return path;
 }
 
-static da_st_file *open_st(const char *path) {
-    da_st_file *f;
-    da_error e;
-    ck_assert_msg(da_st_open(path, &f, &e) == DA_OK, "%s", e.msg);
-    return f;
-}
-
-static const da_st_tensor *need(const da_st_file *f, const char *name) {
-    const da_st_tensor *t = da_st_find(f, name);
-    ck_assert_msg(t != NULL, "%s: no tensor %s", f->path, name);
-    return t;
-}
-
 static void check_out(const char *label, const char *name, const float *got, const da_st_file *ref) {
-    const da_st_tensor *r = need(ref, name);
+    const da_st_tensor *r = da_test_st_need(ref, name);
     ck_assert_int_eq(r->dtype, DA_F32);
     const float *rv = r->data;
     double rmax = 0;
@@ -85,7 +72,7 @@ static void check_out(const char *label, const char *name, const float *got, con
 }
 
 static int32_t *ids_of(const da_st_file *in, int *B, int *L) {
-    const da_st_tensor *t = need(in, "input_ids");
+    const da_st_tensor *t = da_test_st_need(in, "input_ids");
     ck_assert_int_eq(t->rank, 2);
     ck_assert_int_eq(t->dtype, DA_I64);
     *B = (int)t->shape[0], *L = (int)t->shape[1];
@@ -102,9 +89,9 @@ static int32_t *ids_of(const da_st_file *in, int *B, int *L) {
 static void fixture(int which, const char *dtype, da_st_file **in, da_st_file **ref) {
     char p[256];
     snprintf(p, sizeof p, DATA "/xl-te%d-%s.in.safetensors", which, dtype);
-    *in = open_st(p);
+    *in = da_test_st_open(p);
     snprintf(p, sizeof p, DATA "/xl-te%d-%s.ref.safetensors", which, dtype);
-    *ref = open_st(p);
+    *ref = da_test_st_open(p);
 }
 
 /* Run encoder `which` (1: CLIP-L text_encoder, 2: bigG text_encoder_2) of the model at path through
@@ -172,11 +159,11 @@ static void cli_case(const char *path, const char *component, int which, const c
     free(log);
     da_st_file *in, *ref;
     fixture(which, dtype, &in, &ref);
-    da_st_file *out = open_st(outp);
+    da_st_file *out = da_test_st_open(outp);
     char lab[256];
     snprintf(lab, sizeof lab, "%s %s CLI", label, component);
     for (size_t i = 0; i < ref->n_tensors; i++) {
-        const da_st_tensor *r = &ref->tensors[i], *o = need(out, r->name);
+        const da_st_tensor *r = &ref->tensors[i], *o = da_test_st_need(out, r->name);
         ck_assert_int_eq(o->rank, r->rank);
         for (int d = 0; d < r->rank; d++) ck_assert_int_eq(o->shape[d], r->shape[d]);
         check_out(lab, r->name, o->data, ref);
@@ -240,30 +227,30 @@ START_TEST(test_packed_layout) {
         snprintf(name, sizeof name, "xl-s-%s.safetensors", dtypes[i]);
         char *s = mkmodel("single", dtypes[i], name);
         snprintf(p, sizeof p, "%s/text_encoder_2/model.safetensors", d);
-        da_st_file *fd = open_st(p), *fs = open_st(s);
+        da_st_file *fd = da_test_st_open(p), *fs = da_test_st_open(s);
         da_model_config cfg;
         ck_assert(da_config_preset("tiny-sdxl", &cfg));
         const int D = cfg.text2.hidden_size, P = cfg.text2.projection_dim, NL = cfg.text2.num_layers;
-        const size_t es = da_dtype_size(need(fd, "text_projection.weight")->dtype);
+        const size_t es = da_dtype_size(da_test_st_need(fd, "text_projection.weight")->dtype);
         char k[256];
         static const char *const qkv[3] = {"q_proj", "k_proj", "v_proj"};
         for (int l = 0; l < NL; l++) {
             snprintf(k, sizeof k, "conditioner.embedders.1.model.transformer.resblocks.%d.attn.in_proj_weight", l);
-            const da_st_tensor *w = need(fs, k);
+            const da_st_tensor *w = da_test_st_need(fs, k);
             snprintf(k, sizeof k, "conditioner.embedders.1.model.transformer.resblocks.%d.attn.in_proj_bias", l);
-            const da_st_tensor *b = need(fs, k);
+            const da_st_tensor *b = da_test_st_need(fs, k);
             ck_assert(w->rank == 2 && w->shape[0] == 3 * D && w->shape[1] == D && b->rank == 1 && b->shape[0] == 3 * D);
             for (int j = 0; j < 3; j++) {
                 snprintf(k, sizeof k, "text_model.encoder.layers.%d.self_attn.%s.weight", l, qkv[j]);
-                const da_st_tensor *cw = need(fd, k);
+                const da_st_tensor *cw = da_test_st_need(fd, k);
                 ck_assert_mem_eq((const char *)w->data + (size_t)j * D * D * es, cw->data, (size_t)D * D * es);
                 snprintf(k, sizeof k, "text_model.encoder.layers.%d.self_attn.%s.bias", l, qkv[j]);
-                const da_st_tensor *cb = need(fd, k);
+                const da_st_tensor *cb = da_test_st_need(fd, k);
                 ck_assert_mem_eq((const char *)b->data + (size_t)j * D * es, cb->data, (size_t)D * es);
             }
         }
-        const da_st_tensor *tp = need(fs, "conditioner.embedders.1.model.text_projection"),
-                           *tw = need(fd, "text_projection.weight");
+        const da_st_tensor *tp = da_test_st_need(fs, "conditioner.embedders.1.model.text_projection"),
+                           *tw = da_test_st_need(fd, "text_projection.weight");
         ck_assert(tp->rank == 2 && tp->shape[0] == D && tp->shape[1] == P && tw->shape[0] == P && tw->shape[1] == D);
         size_t differ = 0;
         for (int r = 0; r < D; r++)
@@ -282,7 +269,7 @@ START_TEST(test_packed_layout) {
         for (size_t t = 0; t < da_spec_count(spec); t++) {
             const da_tensor_spec *ts = da_spec_at(spec, t);
             if (ts->comp != DA_COMP_TEXT_ENCODER_2) continue;
-            const da_st_tensor *st = need(fs, ts->ldm_name), *ct = need(fd, ts->name);
+            const da_st_tensor *st = da_test_st_need(fs, ts->ldm_name), *ct = da_test_st_need(fd, ts->name);
             void *buf = malloc(ct->nbytes);
             ck_assert_msg(da_spec_xform_apply(ts, DA_LAYOUT_SINGLE, st, buf, &e) == DA_OK, "%s", e.msg);
             ck_assert_msg(!memcmp(buf, ct->data, ct->nbytes), "%s differs from %s", ts->ldm_name, ts->name);
@@ -487,7 +474,7 @@ START_TEST(test_single_file_detection) {
     char bad[1100], *log = NULL;
     snprintf(bad, sizeof bad, "%s/bad-packed.safetensors", tmpdir);
     {
-        da_st_file *f = open_st(s);
+        da_st_file *f = da_test_st_open(s);
         da_st_writer *w = da_st_writer_new();
         for (size_t i = 0; i < f->n_tensors; i++) {
             const da_st_tensor *t = &f->tensors[i];
@@ -536,7 +523,7 @@ START_TEST(test_errors) {
         char src[1200], dst[1200];
         snprintf(src, sizeof src, "%s/text_encoder_2/model.safetensors", d);
         snprintf(dst, sizeof dst, "%s/model.safetensors", p);
-        da_st_file *f = open_st(src);
+        da_st_file *f = da_test_st_open(src);
         da_st_writer *w = da_st_writer_new();
         for (size_t i = 0; i < f->n_tensors; i++) {
             const da_st_tensor *x = &f->tensors[i];

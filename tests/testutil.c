@@ -151,3 +151,16 @@ void *da_test_rand_weights(size_t n, dk_wtype t, float scale) {
 }
 
 const char *da_test_wname(dk_wtype t) { return t == DK_F32 ? "f32" : t == DK_F16 ? "f16" : "bf16"; }
+
+da_st_file *da_test_st_open(const char *path) {
+    da_st_file *f;
+    da_error e;
+    ck_assert_msg(da_st_open(path, &f, &e) == DA_OK, "%s", e.msg);
+    return f;
+}
+
+const da_st_tensor *da_test_st_need(const da_st_file *f, const char *name) {
+    const da_st_tensor *t = da_st_find(f, name);
+    ck_assert_msg(t != NULL, "%s: no tensor %s", f->path, name);
+    return t;
+}

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "kcommon.h"
+#include "safetensors.h"
 
 /* int main(void) running the given Suite *(*)(void) constructors. */
 #define DA_TEST_MAIN(...)                                                                          \
@@ -61,5 +62,10 @@ float da_test_frand(void);
 float *da_test_rand_buf(size_t n);                              /* malloc'd */
 void *da_test_rand_weights(size_t n, dk_wtype t, float scale); /* rounded to t, malloc'd */
 const char *da_test_wname(dk_wtype t);                         /* "f32", "f16", "bf16" */
+
+/* A fixture file opened (the test fails with the reader's message otherwise) and a tensor of it
+ * that must be there. */
+da_st_file *da_test_st_open(const char *path);
+const da_st_tensor *da_test_st_need(const da_st_file *f, const char *name);
 
 #endif
