@@ -397,19 +397,27 @@ END_TEST
 
 /* Full-size sd15 (f16): the real widths and head dims 40/80/160, generated here (deterministic,
  * ~2 GB in a temporary directory, removed afterwards). */
-START_TEST(test_full_sd15) {
-    da_st_file *fx;
+/* A full-size fixture's model written from its recorded seed into a temporary directory as a single
+ * file, the forward on the fixture's inputs, the directory removed: the output, its shape in *s and
+ * the open fixture in *fx. */
+static float *full_forward(const char *fixture, const char *config, da_st_file **fx, da_unet_shape *s) {
     da_error err;
-    ck_assert_msg(da_st_open(FIX_DIR "/full-sd15-f16.safetensors", &fx, &err) == DA_OK, "%s", err.msg);
-    ck_assert_str_eq(meta(fx, "config"), "sd15");
+    ck_assert_msg(da_st_open(fixture, fx, &err) == DA_OK, "%s", err.msg);
+    ck_assert_str_eq(meta(*fx, "config"), config);
     char *dir = da_test_tmpdir("unet-full");
     char model[512];
-    snprintf(model, sizeof model, "%s/sd15.safetensors", dir);
-    mk_from_meta(fx, "single", model);
-    da_unet_shape s;
-    float *y = forward_api(model, fx, &s);
+    snprintf(model, sizeof model, "%s/%s.safetensors", dir, config);
+    mk_from_meta(*fx, "single", model);
+    float *y = forward_api(model, *fx, s);
     da_rmtree(dir);
     free(dir);
+    return y;
+}
+
+START_TEST(test_full_sd15) {
+    da_st_file *fx;
+    da_unet_shape s;
+    float *y = full_forward(FIX_DIR "/full-sd15-f16.safetensors", "sd15", &fx, &s);
     ck_assert_int_eq(s.context_len, 77);
     ck_assert_int_eq(s.context_dim, 768);
     compare("full sd15 f16 b1 16x16 L77", y, fx, meta(fx, "dtype"));
@@ -509,17 +517,8 @@ END_TEST
  * real widths, depth 1/2/10, head dim 64, 2048-wide context and 2816-wide added conditioning. */
 START_TEST(test_full_sdxl) {
     da_st_file *fx;
-    da_error err;
-    ck_assert_msg(da_st_open(FIX_DIR "/full-sdxl-f16.safetensors", &fx, &err) == DA_OK, "%s", err.msg);
-    ck_assert_str_eq(meta(fx, "config"), "sdxl");
-    char *dir = da_test_tmpdir("unet-full");
-    char model[512];
-    snprintf(model, sizeof model, "%s/sdxl.safetensors", dir);
-    mk_from_meta(fx, "single", model);
     da_unet_shape s;
-    float *y = forward_api(model, fx, &s);
-    da_rmtree(dir);
-    free(dir);
+    float *y = full_forward(FIX_DIR "/full-sdxl-f16.safetensors", "sdxl", &fx, &s);
     ck_assert_int_eq(s.context_dim, 2048);
     ck_assert_int_eq(s.height, 32);
     compare("full sdxl f16 b1 32x32 L77", y, fx, meta(fx, "dtype"));
